@@ -1,0 +1,26 @@
+/* Internal helpers shared by op implementations. */
+#ifndef SS_GRAPH_INTERNAL_H
+#define SS_GRAPH_INTERNAL_H
+
+#include "selfsup/ops.h"
+#include "selfsup/rng.h"
+#include "selfsup/tensor.h"
+
+/* Allocate n floats (uninitialised) / zeroed from the graph's arena; on
+ * failure the graph's status becomes SS_ERR_NOMEM and NULL is returned. */
+float *ss_scratch(ss_graph *g, int64_t n);
+float *ss_scratch_zero(ss_graph *g, int64_t n);
+void *ss_scratch_bytes(ss_graph *g, size_t bytes);
+
+/* Any input NULL, or graph already failed -> 1 (op must return NULL). */
+int ss_bad_inputs(ss_graph *g, int nin, ss_tensor **in);
+
+#define SS_CHECK_IN1(g, a) do { ss_tensor *_in[1] = {a}; \
+    if (ss_bad_inputs(g, 1, _in)) return NULL; } while (0)
+#define SS_CHECK_IN2(g, a, b) do { ss_tensor *_in[2] = {a, b}; \
+    if (ss_bad_inputs(g, 2, _in)) return NULL; } while (0)
+
+/* Does tensor t need a gradient (flag set)? */
+static inline int ss_req(const ss_tensor *t) { return t && (t->flags & SS_T_REQUIRES_GRAD); }
+
+#endif
