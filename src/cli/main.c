@@ -1,2 +1,45 @@
+/* selfsup — command-line tool. Each command lives in cmd_<name>.c. */
 #include <stdio.h>
-int main(void) { puts("selfsup"); return 0; }
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_fail(void)
+{
+    fprintf(stderr, "selfsup: %s\n", ss_errmsg()[0] ? ss_errmsg() : "failed");
+    return 1;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "selfsup %s — self-supervised learning in C\n\nusage: selfsup COMMAND [options]\n\ncommands:\n",
+            SELFSUP_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'selfsup COMMAND --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("selfsup %s\n", SELFSUP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "selfsup: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

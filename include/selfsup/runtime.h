@@ -1,0 +1,31 @@
+/* selfsup — runtime settings (threads) and the step benchmarks. */
+#ifndef SELFSUP_RUNTIME_H
+#define SELFSUP_RUNTIME_H
+
+#include "selfsup/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Use n threads for OpenMP loops and the BLAS. Same seed + same thread
+ * count = same bits. */
+void ss_set_threads(int n);
+int ss_get_threads(void);
+
+typedef struct ss_step_bench_result {
+    double sec_per_step;   /* median over the measured steps */
+    double items_per_step; /* images (or tokens) per step */
+    double flops_per_step; /* forward+backward estimate */
+    const char *unit;      /* "images" or "tokens" */
+} ss_step_bench_result;
+
+/* Run a reference step benchmark ("step-convnet-sup", "step-rotation",
+ * "step-simclr", "step-mae", "step-mlm") for `steps` measured steps after 3
+ * warm-up steps, on synthetic inputs of the reference shapes. */
+ss_status ss_step_bench(const char *name, int steps, ss_step_bench_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

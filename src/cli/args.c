@@ -1,0 +1,104 @@
+#include "cli/args.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (strncmp(s, "--", 2) == 0 && s[2]) {
+            if (a->n == ARGS_MAX) return ss_seterr(SS_ERR_INVALID, "too many flags");
+            const char *eq = strchr(s, '=');
+            if (eq) {
+                /* "--key=value": keep the key in argv's storage by copying it. */
+                size_t kl = (size_t)(eq - s - 2);
+                char *k = malloc(kl + 1);
+                if (!k) return SS_ERR_NOMEM;
+                memcpy(k, s + 2, kl);
+                k[kl] = '\0';
+                a->key[a->n] = k; /* leaked deliberately: lives for the process */
+                a->val[a->n] = eq + 1;
+            } else {
+                a->key[a->n] = s + 2;
+                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) a->val[a->n] = argv[++i];
+                else a->val[a->n] = NULL;
+            }
+            a->n++;
+        } else {
+            if (a->npos == ARGS_MAX) return ss_seterr(SS_ERR_INVALID, "too many arguments");
+            a->pos[a->npos++] = s;
+        }
+    }
+    return SS_OK;
+}
+
+static int find(ss_args *a, const char *key)
+{
+    for (int i = a->n - 1; i >= 0; i--)
+        if (strcmp(a->key[i], key) == 0) {
+            for (int j = 0; j < a->n; j++)
+                if (strcmp(a->key[j], key) == 0) a->used[j] = 1;
+            return i;
+        }
+    return -1;
+}
+
+const char *args_str(ss_args *a, const char *key, const char *def)
+{
+    int i = find(a, key);
+    if (i < 0) return def;
+    return a->val[i] ? a->val[i] : def;
+}
+
+int args_flag(ss_args *a, const char *key)
+{
+    int i = find(a, key);
+    if (i < 0) return 0;
+    if (!a->val[i]) return 1;
+    return strcmp(a->val[i], "0") != 0 && strcmp(a->val[i], "false") != 0 && strcmp(a->val[i], "no") != 0;
+}
+
+long args_int(ss_args *a, const char *key, long def, long lo, long hi, int *ok)
+{
+    int i = find(a, key);
+    if (i < 0) return def;
+    const char *v = a->val[i];
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || x < lo || x > hi) {
+        ss_seterr(SS_ERR_INVALID, "--%s '%s': expected an integer in [%ld, %ld]", key, v ? v : "", lo, hi);
+        *ok = 0;
+        return def;
+    }
+    return x;
+}
+
+double args_float(ss_args *a, const char *key, double def, double lo, double hi, int *ok)
+{
+    int i = find(a, key);
+    if (i < 0) return def;
+    const char *v = a->val[i];
+    char *end;
+    errno = 0;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || errno || *end || !(x >= lo && x <= hi)) {
+        ss_seterr(SS_ERR_INVALID, "--%s '%s': expected a number in [%g, %g]", key, v ? v : "", lo, hi);
+        *ok = 0;
+        return def;
+    }
+    return x;
+}
+
+ss_status ss_args_finish(ss_args *a)
+{
+    for (int i = 0; i < a->n; i++)
+        if (!a->used[i])
+            return ss_seterr(SS_ERR_INVALID, "'%s' does not take --%s (see 'selfsup %s --help')", a->cmd, a->key[i],
+                             a->cmd);
+    return SS_OK;
+}

@@ -1,0 +1,30 @@
+/* Command-line flags: "--key value", "--key=value" and bare "--flag".
+ * Commands read what they take; ss_args_finish() then rejects any flag no
+ * one read, naming it, so a typo never passes silently. */
+#ifndef SS_CLI_ARGS_H
+#define SS_CLI_ARGS_H
+
+#include "selfsup/status.h"
+
+#define ARGS_MAX 128
+
+typedef struct ss_args {
+    const char *key[ARGS_MAX];
+    const char *val[ARGS_MAX]; /* NULL for bare flags */
+    int used[ARGS_MAX];
+    int n;
+    const char *pos[ARGS_MAX]; /* positional arguments */
+    int npos;
+    const char *cmd;
+} ss_args;
+
+ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv);
+/* Value of --key, or def when absent. */
+const char *args_str(ss_args *a, const char *key, const char *def);
+int args_flag(ss_args *a, const char *key); /* bare --key present */
+/* Typed readers: set *ok = 0 and record an error naming the flag on bad input. */
+long args_int(ss_args *a, const char *key, long def, long lo, long hi, int *ok);
+double args_float(ss_args *a, const char *key, double def, double lo, double hi, int *ok);
+/* SS_OK, or an error naming the first flag that no one read. */
+ss_status ss_args_finish(ss_args *a);
+#endif

@@ -1,0 +1,21 @@
+#ifndef SS_CLI_H
+#define SS_CLI_H
+#include "cli/args.h"
+#include "selfsup/selfsup.h"
+
+/* Print "selfsup: <last error>" to stderr and return exit code 1. */
+int cli_fail(void);
+double ss_now(void);
+double ss_median(double *v, int n);
+
+int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_knn(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_robustness(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+#endif

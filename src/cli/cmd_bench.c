@@ -1,0 +1,167 @@
+/* selfsup bench [NAME...]: the step benchmarks of REFERENCE_MODELS.md. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+double ss_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Peak FMA throughput: 12 independent 16-wide accumulator chains per thread. */
+typedef float v16 __attribute__((vector_size(64)));
+
+static double fma_peak_gflops(int threads)
+{
+    const long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        double t0 = ss_now();
+        float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+        {
+            v16 a, b;
+            for (int i = 0; i < 16; i++) {
+                a[i] = 0.999999f;
+                b[i] = 1e-7f;
+            }
+            /* 12 named chains so they stay in registers. */
+            v16 c0 = b, c1 = b * 2.f, c2 = b * 3.f, c3 = b * 4.f, c4 = b * 5.f, c5 = b * 6.f;
+            v16 c6 = b * 7.f, c7 = b * 8.f, c8 = b * 9.f, c9 = b * 10.f, c10 = b * 11.f, c11 = b * 12.f;
+            for (long it = 0; it < iters / 10; it++) {
+                c0 = c0 * a + b; c1 = c1 * a + b; c2 = c2 * a + b; c3 = c3 * a + b;
+                c4 = c4 * a + b; c5 = c5 * a + b; c6 = c6 * a + b; c7 = c7 * a + b;
+                c8 = c8 * a + b; c9 = c9 * a + b; c10 = c10 * a + b; c11 = c11 * a + b;
+            }
+            v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+            sink += s[0];
+        }
+        double dt = ss_now() - t0;
+        double gf = 2.0 * 16 * 12 * (double)(iters / 10) * threads / dt / 1e9;
+        if (gf > best) best = gf;
+        if (sink == 12345.0f) printf(" ");
+    }
+    return best;
+}
+
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static int bench_gemm(int threads, double peak, int json)
+{
+    const int n = 1024;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
+    if (!a || !b || !c) return 1;
+    for (int i = 0; i < n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    double times[15];
+    int reps = 15;
+    for (int r = 0; r < reps + 3; r++) {
+        double t0 = ss_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        if (r >= 3) times[r - 3] = ss_now() - t0;
+    }
+    double med = ss_median(times, reps);
+    double gf = 2.0 * n * n * (double)n / med / 1e9;
+    if (json)
+        printf("{\"bench\":\"gemm\",\"threads\":%d,\"ms\":%.3f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"share\":%.3f}\n",
+               threads, med * 1e3, gf, peak, gf / peak);
+    else
+        printf("%-18s %9s %10.2f %9.1f %8.1f%% %10ld\n", "gemm", "-", med * 1e3, gf, 100 * gf / peak,
+               peak_rss_kb() / 1024);
+    free(a);
+    free(b);
+    free(c);
+    return 0;
+}
+
+double ss_median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    ss_args a;
+    if (ss_args_parse(&a, "bench", argc, argv)) return cli_fail();
+    int ok = 1;
+    int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
+    int json = args_flag(&a, "json");
+    int steps = (int)args_int(&a, "steps", 10, 1, 100000, &ok);
+    if (!ok || ss_args_finish(&a)) return cli_fail();
+    ss_set_threads(threads);
+    const char *all[] = {"gemm", "step-convnet-sup", "step-rotation", "step-simclr", "step-mae", "step-mlm"};
+    int nall = (int)(sizeof all / sizeof all[0]);
+    const char **names = a.npos ? a.pos : all;
+    int n = a.npos ? a.npos : nall;
+    double peak = fma_peak_gflops(threads);
+    if (!json) {
+        printf("selfsup bench: %d thread(s), measured FMA peak %.0f GFLOP/s\n", threads, peak);
+        printf("%-18s %9s %10s %9s %9s %10s\n", "benchmark", "items/s", "ms/step", "GFLOP/s", "of peak", "peak MiB");
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        reset_peak_rss();
+        if (!strcmp(names[i], "gemm")) {
+            rc |= bench_gemm(threads, peak, json);
+            continue;
+        }
+        int found = 0;
+        for (int k = 1; k < nall; k++)
+            if (!strcmp(names[i], all[k])) found = 1;
+        if (!found) {
+            fprintf(stderr, "selfsup bench: unknown benchmark '%s' (expected gemm, step-convnet-sup, step-rotation, "
+                            "step-simclr, step-mae, step-mlm)\n", names[i]);
+            return 2;
+        }
+        ss_step_bench_result r;
+        if (ss_step_bench(names[i], steps, &r) != SS_OK) {
+            fprintf(stderr, "selfsup bench: %s: %s\n", names[i], ss_errmsg());
+            rc = 1;
+            continue;
+        }
+        double gf = r.flops_per_step / r.sec_per_step / 1e9;
+        if (json)
+            printf("{\"bench\":\"%s\",\"threads\":%d,\"items_per_s\":%.1f,\"unit\":\"%s\",\"ms\":%.3f,\"gflops\":%.1f,"
+                   "\"share\":%.3f,\"peak_mib\":%ld}\n",
+                   names[i], threads, r.items_per_step / r.sec_per_step, r.unit, r.sec_per_step * 1e3, gf, gf / peak,
+                   peak_rss_kb() / 1024);
+        else
+            printf("%-18s %9.0f %10.2f %9.1f %8.1f%% %10ld  (%s/s)\n", names[i], r.items_per_step / r.sec_per_step,
+                   r.sec_per_step * 1e3, gf, 100 * gf / peak, peak_rss_kb() / 1024, r.unit);
+    }
+    return rc;
+}
