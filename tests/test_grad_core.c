@@ -12,6 +12,7 @@ static ss_tensor *f_adds(ss_graph *g, ss_tensor **x, void *c) { (void)c; return 
 static ss_tensor *f_relu(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_relu(g, x[0]); }
 static ss_tensor *f_gelu(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_gelu(g, x[0]); }
 static ss_tensor *f_sigmoid(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_sigmoid(g, x[0]); }
+static ss_tensor *f_sqrt(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_sqrt(g, x[0]); }
 static ss_tensor *f_tanh(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_tanh(g, x[0]); }
 static ss_tensor *f_dropout(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_dropout(g, x[0], 0.3f); }
 static ss_tensor *f_sum1(ss_graph *g, ss_tensor **x, void *c) { (void)c; return ss_sum(g, x[0], 1, 0); }
@@ -116,6 +117,7 @@ int main(void)
         run1("gelu", f_gelu, NULL, 1, in, -3, 3, o);
         run1("sigmoid", f_sigmoid, NULL, 1, in, -4, 4, o);
         run1("tanh", f_tanh, NULL, 1, in, -2, 2, o);
+        run1("sqrt", f_sqrt, NULL, 1, in, 0.2f, 3, o);
         run1("dropout", f_dropout, NULL, 1, in, -2, 2, o);
         run1("sum axis1", f_sum1, NULL, 1, in, -2, 2, o);
         run1("mean axis0 keepdim", f_mean0k, NULL, 1, in, -2, 2, o);

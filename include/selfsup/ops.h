@@ -58,6 +58,8 @@ ss_tensor *ss_relu(ss_graph *g, ss_tensor *x);
 ss_tensor *ss_gelu(ss_graph *g, ss_tensor *x); /* erf form */
 ss_tensor *ss_sigmoid(ss_graph *g, ss_tensor *x);
 ss_tensor *ss_tanh(ss_graph *g, ss_tensor *x);
+/* sqrt(x) for x > 0, 0 (and zero gradient) for x <= 0. */
+ss_tensor *ss_sqrt(ss_graph *g, ss_tensor *x);
 /* Inverted dropout with probability p (identity in eval mode or p == 0). */
 ss_tensor *ss_dropout(ss_graph *g, ss_tensor *x, float p);
 

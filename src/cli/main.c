@@ -15,6 +15,9 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"train", cmd_train, "supervised training from scratch on a labelled subset"},
+    {"finetune", cmd_finetune, "fine-tune a pretrained encoder + linear head on a labelled subset"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a checkpoint"},
     {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
 };
 

@@ -167,7 +167,7 @@ ss_tensor *ss_div(ss_graph *g, ss_tensor *a, ss_tensor *b) { return binary(g, a,
 
 /* ---- unary ops -------------------------------------------------------------
  * Each: x [any] -> same shape. The backward uses the saved input or output. */
-enum { U_SCALE, U_ADDS, U_RELU, U_GELU, U_SIGMOID, U_TANH };
+enum { U_SCALE, U_ADDS, U_RELU, U_GELU, U_SIGMOID, U_TANH, U_SQRT };
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT2PI 0.39894228040143267794f
@@ -211,10 +211,13 @@ static void unary_backward(ss_graph *g, ss_node *n)
 #pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += go[i] * (1.0f - yd[i] * yd[i]);
         break;
+    case U_SQRT:
+        for (int64_t i = 0; i < N; i++) gx[i] += yd[i] > 0.0f ? go[i] * 0.5f / yd[i] : 0.0f;
+        break;
     }
 }
 
-static const char *un_name[] = {"scale", "add_scalar", "relu", "gelu", "sigmoid", "tanh"};
+static const char *un_name[] = {"scale", "add_scalar", "relu", "gelu", "sigmoid", "tanh", "sqrt"};
 
 static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
 {
@@ -254,6 +257,9 @@ static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
         for (int64_t i = 0; i < N; i++) o[i] = tanhf(xd[i]);
         break;
+    case U_SQRT:
+        for (int64_t i = 0; i < N; i++) o[i] = xd[i] > 0.0f ? sqrtf(xd[i]) : 0.0f;
+        break;
     }
     ss_node *n = ss_record(g, un_name[op], unary_backward, out, 1, &x);
     if (n) {
@@ -269,6 +275,7 @@ ss_tensor *ss_relu(ss_graph *g, ss_tensor *x) { return unary(g, x, U_RELU, 0); }
 ss_tensor *ss_gelu(ss_graph *g, ss_tensor *x) { return unary(g, x, U_GELU, 0); }
 ss_tensor *ss_sigmoid(ss_graph *g, ss_tensor *x) { return unary(g, x, U_SIGMOID, 0); }
 ss_tensor *ss_tanh(ss_graph *g, ss_tensor *x) { return unary(g, x, U_TANH, 0); }
+ss_tensor *ss_sqrt(ss_graph *g, ss_tensor *x) { return unary(g, x, U_SQRT, 0); }
 
 /* ---- dropout -------------------------------------------------------------------
  * Inverted dropout: keep with prob 1-p, scale kept values by 1/(1-p). The mask

@@ -1,0 +1,68 @@
+/* selfsup — self-supervised pretext tasks.
+ *
+ * Each method is one file in src/ssl/ that fills an ss_method table; the
+ * table list is in src/ssl/methods.c (adding a method = one file + one
+ * line). All methods train through the shared loop ss_fit().
+ */
+#ifndef SELFSUP_SSL_H
+#define SELFSUP_SSL_H
+
+#include "selfsup/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ss_method_opts {
+    float temperature; /* simclr (0.2) */
+    float mask_ratio;  /* mae (0.75) */
+    float ema_base;    /* byol target EMA start (0.99), cosine to 1 */
+    int proj_dim, proj_hidden;
+    uint64_t seed;
+} ss_method_opts;
+
+typedef struct ss_method {
+    const char *name;
+    const char *default_encoder;
+    int views; /* augmented views per image the loader must produce */
+    /* Defaults that work out of the box on 28x28 grey / 32x32 RGB. */
+    const char *(*default_augment)(int c, int h);
+    float default_lr, default_wd;
+    int default_batch;
+    const char *default_optimizer;
+    /* Register the method's heads in m->p (before finalize); return state. */
+    ss_status (*create)(ss_model *m, const ss_method_opts *o, void **state);
+    /* After finalize and init (BYOL: build and copy the target network). */
+    ss_status (*setup)(void *state, ss_model *m);
+    /* The pretext loss of one batch; *metric (optional) e.g. accuracy. */
+    ss_tensor *(*loss)(void *state, ss_graph *g, const ss_model *m, const ss_batch *b, double *correct,
+                       double *count);
+    void (*after_step)(void *state, ss_model *m, double progress); /* may be NULL */
+    /* Per-epoch artefacts (MAE reconstruction grid); may be NULL. */
+    ss_status (*epoch_end)(void *state, const ss_model *m, const ss_dataset *test, const char *run_dir,
+                           int64_t epoch);
+    void (*destroy)(void *state);
+} ss_method;
+
+const ss_method *ss_method_find(const char *name);
+const char *ss_method_names(void);
+
+/* Building blocks shared by the methods (and tested directly). */
+/* NT-Xent over 2n embeddings z [2n,D] where rows i and i+n are positives. */
+ss_tensor *ss_ntxent(ss_graph *g, ss_tensor *z, float temperature);
+/* VICReg terms for z1, z2 [n,D]: out[0..2] = invariance, variance,
+ * covariance (unweighted); returns 25*inv + 25*var + 1*cov. */
+ss_tensor *ss_vicreg_loss(ss_graph *g, ss_tensor *z1, ss_tensor *z2, float terms_out[3]);
+/* MAE per-sample random masking: for each of n images choose keep = L -
+ * round-down(L*ratio) ... precisely keep = (int)(L*(1-ratio)) patches (as
+ * MAE). keep_idx [n*keep] (sorted ascending per image), mask [n*L] (1 =
+ * masked). Deterministic in (seed, stream). */
+int ss_mae_random_mask(int64_t n, int L, float ratio, uint64_t seed, uint64_t stream, int32_t *keep_idx,
+                       float *mask);
+/* [N,C,H,W] -> [N, L, p*p*C] patches (row-major patches, pixels (i,j,c)). */
+void ss_patchify(const float *img, int64_t n, int c, int h, int w, int p, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,131 @@
+/* selfsup — models, checkpoints and the shared training loop.
+ *
+ * A model is one parameter store holding an encoder under "encoder." plus
+ * any heads ("head." for the classifier; method heads such as "rot_head.",
+ * "projector.", "decoder." for pretext tasks). Checkpoints are safetensors
+ * files with the tensors under those names (the PyTorch reference modules'
+ * state_dict names), the optimiser moments under "optim.m1.NAME" and
+ * "optim.m2.NAME", and metadata (all strings):
+ *   encoder, in_chans, img_size, num_classes, class_names (JSON list),
+ *   mean, std (JSON lists), config (JSON of every setting of the run),
+ *   state (JSON: epoch, batch, step, best metric) for exact resume.
+ * Writes are atomic (temp file, fsync, rename).
+ *
+ * ss_fit() is the one training loop every command uses: supervised
+ * training, fine-tuning and every pretext task plug in through ss_fit_hooks.
+ */
+#ifndef SELFSUP_TRAIN_H
+#define SELFSUP_TRAIN_H
+
+#include "selfsup/data.h"
+#include "selfsup/nn.h"
+#include "selfsup/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ss_model {
+    ss_params *p;
+    ss_encoder *enc;
+    ss_encoder_config ecfg;
+    ss_linear_layer head; /* used when nclasses > 0 */
+    int nclasses;
+    char **class_names; /* nclasses strings (owned) or NULL */
+    float mean[3], std[3];
+} ss_model;
+
+/* Register encoder (+ head when nclasses > 0) in a fresh store. Call
+ * ss_model_finalize() after adding any extra heads to m->p. */
+ss_status ss_model_create(ss_model *m, const ss_encoder_config *ec, int nclasses);
+ss_status ss_model_finalize(ss_model *m, uint64_t seed);
+void ss_model_free(ss_model *m);
+/* [N,C,H,W] -> features [N,D] / logits [N,nclasses]. */
+ss_tensor *ss_model_features(ss_graph *g, const ss_model *m, ss_tensor *x);
+ss_tensor *ss_model_logits(ss_graph *g, const ss_model *m, ss_tensor *x);
+
+/* Training state saved with a checkpoint. */
+typedef struct ss_train_state {
+    int64_t epoch, batch, step; /* next position to run */
+    double best_metric;
+    int64_t best_epoch;
+} ss_train_state;
+
+/* Save model values+buffers (+ optimiser moments when opt != NULL, + state
+ * when st != NULL) with metadata; config_json may be NULL. */
+ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *opt, const ss_train_state *st,
+                             const char *config_json);
+/* Read the metadata of a checkpoint and build the model it describes
+ * (encoder + head of num_classes), values loaded. extra_heads: called after
+ * the encoder and head are registered and before finalize, so a pretext
+ * method can register its heads and load them too (NULL for none). */
+typedef ss_status (*ss_register_fn)(void *ctx, ss_model *m);
+ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn extra, void *ctx);
+/* Load into an existing model: every tensor of m must be present with the
+ * right shape unless allow_missing; with prefix_only, only names starting
+ * with that prefix are loaded (e.g. "encoder." to start a fine-tune from a
+ * pretrained checkpoint). Optimiser moments and state when given. */
+ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *prefix_only, int allow_missing,
+                                  ss_optimizer *opt, ss_train_state *st);
+/* Metadata value of a checkpoint (malloc'd) or NULL. */
+char *ss_checkpoint_meta(const char *path, const char *key);
+
+/* ---- the training loop ------------------------------------------------------------ */
+typedef struct ss_fit_hooks {
+    void *ctx;
+    /* Loss of one batch. May add to *correct / *count for a running accuracy. */
+    ss_tensor *(*loss)(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count);
+    /* After each optimiser step (EMA targets). progress in [0,1]. */
+    void (*after_step)(void *ctx, int64_t step, double progress);
+    /* End of epoch: evaluate; *metric is what "best" is chosen by (higher is
+     * better; leave NAN when there is none). Also writes images etc. */
+    ss_status (*epoch_end)(void *ctx, int64_t epoch, double *metric);
+} ss_fit_hooks;
+
+typedef struct ss_fit_config {
+    int epochs;
+    float lr, final_lr; /* cosine from lr to final_lr */
+    float warmup_epochs;
+    ss_opt_config opt;
+    float clip_norm; /* 0 = off */
+    uint64_t seed;
+    const char *run_dir;     /* metrics.jsonl, last/best checkpoints, loss curve */
+    const char *config_json; /* written into checkpoints and config.json */
+    const char *what;        /* "train", "pretrain rotation", ... for the progress bar */
+    int resume;              /* continue from run_dir/last.safetensors */
+    int64_t ckpt_every_steps;  /* extra periodic checkpoint; 0 = epoch ends only */
+    double ckpt_every_minutes; /* likewise by time */
+    int quiet;               /* no progress bar */
+    int check_finite;        /* NaN/Inf guard on every op (slower) */
+    int64_t max_steps;       /* stop after this many steps (0 = all); for tests */
+} ss_fit_config;
+
+typedef struct ss_fit_result {
+    double best_metric, last_metric, final_loss;
+    int64_t best_epoch, steps;
+    double seconds, data_wait_seconds;
+    /* Per-epoch history (malloc'd, epochs entries): mean loss, metric,
+     * wall seconds since start. */
+    double *hist_loss, *hist_metric, *hist_time;
+    int nhist;
+} ss_fit_result;
+
+ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit_hooks *h, ss_fit_result *res);
+void ss_fit_result_free(ss_fit_result *r);
+
+/* ---- evaluation --------------------------------------------------------------------- */
+/* Logits-based accuracy of m on (d, idx) (idx NULL = all); per-class
+ * accuracy and confusion matrix [nclasses*nclasses] when not NULL. */
+ss_status ss_evaluate(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                      double *acc, double *per_class, int64_t *confusion);
+/* Encoder features of images (eval mode, no grad): out [n, feat_dim]. */
+ss_status ss_extract_features(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                              float *out);
+/* Convert dataset images idx[i0..i0+n) to normalised floats [n,C,H,W]. */
+void ss_images_to_float(const ss_dataset *d, const int32_t *idx, int64_t i0, int64_t n, const float *mean,
+                        const float *std, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,226 @@
+/* selfsup train: supervised training of encoder + linear head on a labelled
+ * subset (from scratch, or from a pretrained encoder: selfsup finetune). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/common.h"
+#include "selfsup/aux.h"
+
+typedef struct sup_ctx {
+    image_run *r;
+    ss_model *m;
+    float label_smoothing;
+    ss_aux *aux; /* optional auxiliary self-supervised loss */
+    int eval_every, epochs;
+    double last_acc;
+} sup_ctx;
+
+/* logits = head(encoder(x)); CE over the batch labels. */
+static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
+{
+    sup_ctx *s = ctx;
+    ss_tensor *x = ss_wrap(g, b->x[0], 4, (int64_t[]){b->n, b->c, b->h, b->w});
+    ss_tensor *logits = ss_model_logits(g, s->m, x);
+    ss_tensor *loss = ss_cross_entropy(g, logits, b->y, s->label_smoothing);
+    if (!loss) return NULL;
+    int C = s->m->nclasses;
+    for (int64_t i = 0; i < b->n; i++) {
+        const float *l = logits->data + i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[best]) best = c;
+        *correct += best == b->y[i];
+        *count += 1;
+    }
+    if (s->aux) loss = ss_aux_add_loss(s->aux, g, s->m, b, loss);
+    return loss;
+}
+
+static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
+{
+    sup_ctx *s = ctx;
+    int last = epoch + 1 == s->epochs;
+    if (!last && s->eval_every > 0 && (epoch + 1) % s->eval_every != 0) return SS_OK;
+    image_run *r = s->r;
+    double acc;
+    ss_status st;
+    if (r->val_idx) st = ss_evaluate(s->m, &r->train, r->val_idx, r->nval, 256, &acc, NULL, NULL);
+    else st = ss_evaluate(s->m, &r->test, NULL, r->test.n, 256, &acc, NULL, NULL);
+    if (st) return st;
+    *metric = acc;
+    s->last_acc = acc;
+    return SS_OK;
+}
+
+static int train_main(int argc, char **argv, const char *cmd)
+{
+    ss_args a;
+    if (ss_args_parse(&a, cmd, argc, argv)) return cli_fail();
+    int finetune = !strcmp(cmd, "finetune");
+    if (args_flag(&a, "help")) {
+        printf("usage: selfsup %s --data PATH [--test-data PATH] [--labels 1%%|10%%|100%%|N/class]%s\n"
+               "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
+               "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
+               "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
+               "  [--eval-every N] [--clip NORM] [--check-finite] [--max-images N]%s\n",
+               cmd, finetune ? " --model PRETRAINED" : "",
+               finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
+                        : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]");
+        return 0;
+    }
+    image_run r;
+    memset(&r, 0, sizeof r);
+    r.wd = -1;
+    int ok = 1;
+    run_read_flags(&r, &a, &ok);
+    float enc_scale = (float)args_float(&a, "encoder-lr-scale", finetune ? 0.5 : 1.0, 0, 10, &ok);
+    float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
+    int freeze = args_flag(&a, "freeze-encoder");
+    const char *aux_spec = args_str(&a, "aux", NULL);
+    if (!ok || ss_args_finish(&a)) return cli_fail();
+    if (finetune && !r.model) {
+        fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
+        return 2;
+    }
+    if (run_load_data(&r, 1)) {
+        run_free(&r);
+        return cli_fail();
+    }
+    if (!r.epochs) r.epochs = default_epochs(r.nlab);
+    if (!r.augment) r.augment = default_sup_augment(r.train.c, r.train.h);
+    if (!r.eval_every) r.eval_every = r.epochs > 20 ? r.epochs / 20 : 1;
+    ss_augment *aug = NULL;
+    if (strcmp(r.augment, "none") && ss_augment_parse(r.augment, &aug)) {
+        run_free(&r);
+        return cli_fail();
+    }
+    ss_encoder_config ec = {.kind = r.encoder, .in_chans = r.train.c, .img_size = r.train.h};
+    char *kind_from_ckpt = NULL;
+    if (r.model) {
+        kind_from_ckpt = ss_checkpoint_meta(r.model, "encoder");
+        if (!kind_from_ckpt) {
+            run_free(&r);
+            return cli_fail();
+        }
+        ec.kind = kind_from_ckpt;
+        r.encoder = kind_from_ckpt;
+    }
+    ss_model m;
+    ss_status s = ss_model_create(&m, &ec, r.train.nclasses);
+    ss_aux *aux = NULL;
+    if (!s && aux_spec) s = ss_aux_new(aux_spec, &m, &aux);
+    if (!s) s = ss_model_finalize(&m, r.seed);
+    if (!s && r.model) s = ss_checkpoint_load_into(r.model, &m, "encoder.", 0, NULL, NULL);
+    if (s) {
+        ss_model_free(&m);
+        run_free(&r);
+        ss_augment_free(aug);
+        free(kind_from_ckpt);
+        return cli_fail();
+    }
+    memcpy(m.mean, r.mean, sizeof m.mean);
+    memcpy(m.std, r.std, sizeof m.std);
+    if (r.train.class_names) {
+        m.class_names = calloc((size_t)m.nclasses, sizeof(char *));
+        for (int i = 0; i < m.nclasses; i++) m.class_names[i] = strdup(r.train.class_names[i]);
+    }
+    if (r.model) {
+        ss_params_set_lr_scale(m.p, "encoder.", freeze ? 0.0f : enc_scale);
+        if (freeze) ss_params_set_trainable(m.p, "encoder.", 0);
+        if (!strcmp(ec.kind, "vit-t") && !freeze) {
+            /* Layer-wise decay: block i of depth D gets decay^(D-i); embeddings decay^(D+1). */
+            int D = 6;
+            for (int i = 0; i < D; i++) {
+                char pre[64];
+                snprintf(pre, sizeof pre, "encoder.blocks.%d.", i);
+                ss_params_set_lr_scale(m.p, pre, enc_scale * powf(layer_decay, (float)(D - i)));
+            }
+            ss_params_set_lr_scale(m.p, "encoder.patch_embed.", enc_scale * powf(layer_decay, (float)(D + 1)));
+            ss_params_set_lr_scale(m.p, "encoder.cls_token", enc_scale * powf(layer_decay, (float)(D + 1)));
+        }
+    }
+    run_config_json(&r, cmd);
+    cJSON_AddStringToObject(r.config, "augment", r.augment);
+    if (r.model) cJSON_AddNumberToObject(r.config, "encoder_lr_scale", freeze ? 0 : enc_scale);
+    if (aux_spec) cJSON_AddStringToObject(r.config, "aux", aux_spec);
+    char *cfg = run_config_string(&r);
+
+    ss_loader_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.batch = r.batch;
+    lo.shuffle = 1;
+    lo.drop_last = r.nlab > r.batch;
+    lo.seed = r.seed;
+    lo.workers = r.workers;
+    lo.indices = r.lab_idx;
+    lo.nindices = r.nlab;
+    lo.views = 1;
+    lo.transform[0] = aug ? ss_augment_transform : NULL;
+    lo.transform_ctx[0] = aug;
+    memcpy(lo.mean, r.mean, sizeof lo.mean);
+    memcpy(lo.std, r.std, sizeof lo.std);
+    ss_loader *L = NULL;
+    if ((s = ss_loader_new(&r.train, &lo, &L))) goto fail;
+    ss_opt_kind ok_kind;
+    if ((s = ss_opt_parse(r.optimizer, &ok_kind))) goto fail;
+    ss_fit_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.epochs = r.epochs;
+    fc.lr = r.lr;
+    fc.final_lr = 0;
+    fc.warmup_epochs = r.warmup;
+    fc.opt = ss_opt_defaults(ok_kind);
+    fc.opt.weight_decay = r.wd;
+    fc.clip_norm = r.clip;
+    fc.seed = r.seed;
+    fc.run_dir = r.out;
+    fc.config_json = cfg;
+    fc.what = cmd;
+    fc.resume = r.resume;
+    fc.quiet = r.quiet;
+    fc.check_finite = r.check_finite;
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, NAN};
+    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
+    ss_fit_result res;
+    if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
+    double test_acc = sc.last_acc;
+    if (r.val_idx) {
+        if ((s = ss_evaluate(&m, &r.test, NULL, r.test.n, 256, &test_acc, NULL, NULL))) goto fail;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", cmd);
+    cJSON_AddStringToObject(o, "encoder", ec.kind);
+    cJSON_AddNumberToObject(o, "labelled", (double)r.nlab);
+    cJSON_AddNumberToObject(o, "epochs", r.epochs);
+    cJSON_AddNumberToObject(o, "test_acc", test_acc);
+    if (r.val_idx) cJSON_AddNumberToObject(o, "best_val_acc", res.best_metric);
+    cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
+    cJSON_AddNumberToObject(o, "data_wait_seconds", res.data_wait_seconds);
+    if (r.out) cJSON_AddStringToObject(o, "run_dir", r.out);
+    print_kv_result(r.json, cmd, o);
+    cJSON_Delete(o);
+    ss_fit_result_free(&res);
+    ss_loader_free(L);
+    ss_model_free(&m);
+    ss_aux_free(aux);
+    run_free(&r);
+    ss_augment_free(aug);
+    free(cfg);
+    free(kind_from_ckpt);
+    return 0;
+fail:
+    fprintf(stderr, "selfsup %s: %s\n", cmd, ss_errmsg());
+    ss_loader_free(L);
+    ss_model_free(&m);
+    ss_aux_free(aux);
+    run_free(&r);
+    ss_augment_free(aug);
+    free(cfg);
+    free(kind_from_ckpt);
+    return 1;
+}
+
+int cmd_train(int argc, char **argv) { return train_main(argc, argv, "train"); }
+int cmd_finetune(int argc, char **argv) { return train_main(argc, argv, "finetune"); }

@@ -1,0 +1,229 @@
+/* The one training loop: supervised training, fine-tuning and every pretext
+ * task run through here (see ss_fit_hooks). It owns the optimiser, the
+ * schedule, the NaN guard, the progress bar, metrics.jsonl, the loss curve
+ * and atomic checkpoints (last, best, periodic) with exact resume. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "selfsup/fileio.h"
+#include "selfsup/plot.h"
+#include "selfsup/train.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    if (s < 0 || !isfinite(s)) s = 0;
+    int t = (int)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%dh%02dm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, n, "%dm%02ds", t / 60, t % 60);
+    else snprintf(buf, n, "%ds", t);
+}
+
+static void progress(const ss_fit_config *c, int64_t epoch, int64_t b, int64_t spe, double loss, double acc,
+                     double ips, double eta, int final)
+{
+    if (c->quiet) return;
+    int tty = isatty(2);
+    if (!tty && !final) return;
+    char bar[31], et[16];
+    int fill = spe ? (int)(30 * (b + (final ? 0 : 0)) / spe) : 30;
+    if (final) fill = 30;
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = '\0';
+    fmt_time(eta, et, sizeof et);
+    fprintf(stderr, "%s%-10s epoch %lld/%d [%s] %lld/%lld loss %.4f", tty ? "\r" : "", c->what ? c->what : "train",
+            (long long)epoch + 1, c->epochs, bar, (long long)(final ? spe : b), (long long)spe, loss);
+    if (acc >= 0) fprintf(stderr, " acc %5.1f%%", 100 * acc);
+    fprintf(stderr, " %6.0f img/s ETA %-7s", ips, et);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static ss_status save_ckpt(const ss_fit_config *c, ss_model *m, ss_optimizer *opt, const ss_train_state *st,
+                           const char *name)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", c->run_dir, name);
+    return ss_checkpoint_save(path, m, opt, st, c->config_json);
+}
+
+void ss_fit_result_free(ss_fit_result *r)
+{
+    free(r->hist_loss);
+    free(r->hist_metric);
+    free(r->hist_time);
+    memset(r, 0, sizeof *r);
+}
+
+ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit_hooks *h, ss_fit_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->best_metric = NAN;
+    res->last_metric = NAN;
+    int64_t spe = ss_loader_batches_per_epoch(L);
+    if (spe <= 0) return ss_seterr(SS_ERR_INVALID, "%s: no full batch of data (fewer images than --batch?)", c->what);
+    int64_t total = (int64_t)c->epochs * spe;
+    int64_t warmup = (int64_t)(c->warmup_epochs * (double)spe);
+    ss_optimizer *opt = NULL;
+    ss_status s = ss_opt_new(m->p, &c->opt, &opt);
+    if (s) return s;
+    ss_train_state st;
+    memset(&st, 0, sizeof st);
+    st.best_metric = -1;
+    if (c->run_dir && (s = ss_mkdir_p(c->run_dir))) goto out;
+    if (c->resume) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/last.safetensors", c->run_dir);
+        if ((s = ss_checkpoint_load_into(path, m, NULL, 0, opt, &st))) goto out;
+        if ((s = ss_loader_seek(L, st.epoch, st.batch))) goto out;
+        if (!c->quiet)
+            fprintf(stderr, "%s: resumed from %s at epoch %lld, batch %lld (step %lld)\n", c->what, path,
+                    (long long)st.epoch + 1, (long long)st.batch, (long long)st.step);
+    }
+    ss_jsonl *log = NULL;
+    if (c->run_dir) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
+        if ((s = ss_jsonl_open(path, &log))) goto out;
+        if (c->config_json) {
+            snprintf(path, sizeof path, "%s/config.json", c->run_dir);
+            if ((s = ss_write_file_atomic(path, c->config_json, strlen(c->config_json)))) goto out_log;
+        }
+    }
+    res->hist_loss = calloc((size_t)c->epochs + 1, sizeof(double));
+    res->hist_metric = calloc((size_t)c->epochs + 1, sizeof(double));
+    res->hist_time = calloc((size_t)c->epochs + 1, sizeof(double));
+    ss_graph *g = ss_graph_new();
+    if (!g || !res->hist_loss || !res->hist_metric || !res->hist_time) {
+        s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", c->what);
+        goto out_g;
+    }
+    ss_graph_set_check_finite(g, c->check_finite);
+    double t_start = now_s(), t_last_ckpt = t_start, wait0 = ss_loader_wait_seconds(L);
+    int64_t step = st.step, start_step = st.step;
+    for (int64_t epoch = st.epoch; epoch < c->epochs; epoch++) {
+        double sum_loss = 0, correct = 0, count = 0, t_epoch = now_s(), t_print = 0;
+        int64_t nb = 0, images = 0;
+        for (int64_t b = (epoch == st.epoch ? st.batch : 0); b < spe; b++) {
+            if (c->max_steps && step - start_step >= c->max_steps) goto done;
+            ss_batch batch;
+            if ((s = ss_loader_next(L, &batch))) goto out_g;
+            ss_graph_reset(g);
+            ss_graph_set_training(g, 1);
+            ss_graph_set_seed(g, c->seed, (uint64_t)step);
+            ss_params_zero_grad(m->p);
+            ss_tensor *loss = h->loss(h->ctx, g, &batch, &correct, &count);
+            if (!loss) {
+                s = ss_seterr(ss_graph_status(g) ? ss_graph_status(g) : SS_ERR_INVALID, "%s: step %lld: %s", c->what,
+                              (long long)step, ss_graph_errmsg(g)[0] ? ss_graph_errmsg(g) : ss_errmsg());
+                goto out_g;
+            }
+            float lv = loss->data[0];
+            if (!isfinite(lv)) {
+                s = ss_seterr(SS_ERR_NAN, "%s: step %lld (epoch %lld, batch %lld): the loss is %s; stopping without "
+                              "overwriting the last good checkpoint (rerun with --check-finite to find the op, or "
+                              "lower --lr)", c->what, (long long)step, (long long)epoch + 1, (long long)b,
+                              isnan(lv) ? "NaN" : "infinite");
+                goto out_g;
+            }
+            if ((s = ss_backward(g, loss))) goto out_g;
+            if (c->clip_norm > 0) ss_clip_grad_norm(m->p, c->clip_norm);
+            float lr = ss_lr_cosine(step, total, warmup, c->lr, c->final_lr);
+            ss_opt_step(opt, lr);
+            step++;
+            if (h->after_step) h->after_step(h->ctx, step, (double)step / (double)total);
+            sum_loss += lv;
+            nb++;
+            images += batch.n;
+            double t = now_s();
+            if (t - t_print > 0.25 || b == spe - 1) {
+                double ips = images / (t - t_epoch + 1e-9);
+                double per_step = (t - t_start) / (double)(step - start_step);
+                progress(c, epoch, b + 1, spe, sum_loss / nb, count > 0 ? correct / count : -1, ips,
+                         per_step * (double)(total - step), 0);
+                t_print = t;
+            }
+            st.epoch = epoch;
+            st.batch = b + 1;
+            st.step = step;
+            if (c->run_dir && ((c->ckpt_every_steps && step % c->ckpt_every_steps == 0) ||
+                               (c->ckpt_every_minutes > 0 && t - t_last_ckpt > 60 * c->ckpt_every_minutes))) {
+                ss_train_state ps = st;
+                if (ps.batch == spe) {
+                    ps.epoch++;
+                    ps.batch = 0;
+                }
+                if ((s = save_ckpt(c, m, opt, &ps, "last.safetensors"))) goto out_g;
+                t_last_ckpt = t;
+            }
+        }
+        double metric = NAN;
+        if (h->epoch_end && (s = h->epoch_end(h->ctx, epoch, &metric))) goto out_g;
+        double ips = images / (now_s() - t_epoch + 1e-9);
+        progress(c, epoch, spe, spe, nb ? sum_loss / nb : 0, count > 0 ? correct / count : -1, ips, 0, 1);
+        if (!c->quiet && isfinite(metric)) fprintf(stderr, "%-10s epoch %lld: eval %.2f%%\n", c->what ? c->what : "", (long long)epoch + 1, 100 * metric);
+        double elapsed = now_s() - t_start;
+        res->hist_loss[res->nhist] = nb ? sum_loss / nb : 0;
+        res->hist_metric[res->nhist] = metric;
+        res->hist_time[res->nhist] = elapsed;
+        res->nhist++;
+        res->last_metric = metric;
+        res->final_loss = nb ? sum_loss / nb : 0;
+        st.epoch = epoch + 1;
+        st.batch = 0;
+        st.step = step;
+        int is_best = isfinite(metric) && metric > st.best_metric;
+        if (is_best) {
+            st.best_metric = metric;
+            st.best_epoch = epoch + 1;
+        }
+        if (log) {
+            char line[512];
+            snprintf(line, sizeof line,
+                     "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.6g,\"train_acc\":%.6g,\"eval\":%.6g,\"lr\":%.6g,"
+                     "\"images_per_s\":%.1f,\"wall_s\":%.2f,\"data_wait_s\":%.2f}",
+                     (long long)epoch + 1, (long long)step, nb ? sum_loss / nb : 0.0,
+                     count > 0 ? correct / count : -1.0, isfinite(metric) ? metric : -1.0,
+                     (double)ss_lr_cosine(step, total, warmup, c->lr, c->final_lr), ips, elapsed,
+                     ss_loader_wait_seconds(L) - wait0);
+            ss_jsonl_write(log, line);
+        }
+        if (c->run_dir) {
+            if ((s = save_ckpt(c, m, opt, &st, "last.safetensors"))) goto out_g;
+            if (is_best && (s = save_ckpt(c, m, NULL, NULL, "best.safetensors"))) goto out_g;
+            t_last_ckpt = now_s();
+        }
+    }
+done:
+    res->best_metric = st.best_metric;
+    res->best_epoch = st.best_epoch;
+    res->steps = step - start_step;
+    res->seconds = now_s() - t_start;
+    res->data_wait_seconds = ss_loader_wait_seconds(L) - wait0;
+    if (c->run_dir && res->nhist > 0) {
+        char path[1100];
+        double *x = malloc(sizeof(double) * (size_t)res->nhist);
+        for (int i = 0; i < res->nhist; i++) x[i] = i + 1;
+        ss_series sr = {"train loss", x, res->hist_loss, res->nhist};
+        snprintf(path, sizeof path, "%s/loss.png", c->run_dir);
+        ss_plot_line_png(path, c->what ? c->what : "training loss", "epoch", "loss", &sr, 1, 640, 400);
+        free(x);
+    }
+out_g:
+    ss_graph_free(g);
+out_log:
+    ss_jsonl_close(log);
+out:
+    ss_opt_free(opt);
+    return s;
+}

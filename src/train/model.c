@@ -1,0 +1,380 @@
+/* Models (encoder + heads in one store), checkpoints, evaluation. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "selfsup/safetensors.h"
+#include "selfsup/train.h"
+
+ss_status ss_model_create(ss_model *m, const ss_encoder_config *ec, int nclasses)
+{
+    memset(m, 0, sizeof *m);
+    m->ecfg = *ec;
+    m->nclasses = nclasses;
+    for (int c = 0; c < 3; c++) m->std[c] = 1.0f;
+    m->p = ss_params_new();
+    if (!m->p) return ss_seterr(SS_ERR_NOMEM, "model: out of memory");
+    ss_status s = ss_encoder_new(ec, m->p, "encoder.", &m->enc);
+    if (s) return s;
+    m->ecfg = m->enc->cfg;
+    if (nclasses > 0) {
+        s = ss_linear_init(&m->head, m->p, "head", m->enc->feat_dim, nclasses, 1);
+        if (s) return s;
+    }
+    return SS_OK;
+}
+
+ss_status ss_model_finalize(ss_model *m, uint64_t seed)
+{
+    ss_status s = ss_params_finalize(m->p);
+    if (s) return s;
+    ss_params_init(m->p, SS_INIT_TORCH_DEFAULT, seed);
+    return SS_OK;
+}
+
+void ss_model_free(ss_model *m)
+{
+    if (!m) return;
+    ss_encoder_free(m->enc);
+    ss_params_free(m->p);
+    if (m->class_names) {
+        for (int i = 0; i < m->nclasses; i++) free(m->class_names[i]);
+        free(m->class_names);
+    }
+    memset(m, 0, sizeof *m);
+}
+
+ss_tensor *ss_model_features(ss_graph *g, const ss_model *m, ss_tensor *x) { return m->enc->forward(g, m->enc, x); }
+
+ss_tensor *ss_model_logits(ss_graph *g, const ss_model *m, ss_tensor *x)
+{
+    return ss_linear_forward(g, &m->head, ss_model_features(g, m, x));
+}
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+static char *json_floats(const float *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *opt, const ss_train_state *st,
+                             const char *config_json)
+{
+    ss_st_writer *w = ss_st_writer_new();
+    if (!w) return ss_seterr(SS_ERR_NOMEM, "checkpoint: out of memory");
+    ss_status s = SS_OK;
+    int n = ss_params_count(m->p);
+    /* Names for the optimiser moments must outlive the writer until save. */
+    char **names = calloc((size_t)n * 2, sizeof(char *));
+    float *values = ss_params_values(m->p, NULL);
+    float *m1 = opt ? ss_opt_moment1(opt, NULL) : NULL, *m2 = opt ? ss_opt_moment2(opt, NULL) : NULL;
+    for (int i = 0; i < n && s == SS_OK; i++) {
+        ss_tensor *t = ss_params_at(m->p, i);
+        s = ss_st_writer_add(w, t->name, SS_DT_F32, t->ndim, t->shape, t->data);
+        if (s || !opt || !(t->flags & SS_T_PARAM)) continue;
+        int64_t off = t->data - values;
+        size_t len = strlen(t->name) + 16;
+        names[2 * i] = malloc(len);
+        snprintf(names[2 * i], len, "optim.m1.%s", t->name);
+        s = ss_st_writer_add(w, names[2 * i], SS_DT_F32, t->ndim, t->shape, m1 + off);
+        if (!s && m2) {
+            names[2 * i + 1] = malloc(len);
+            snprintf(names[2 * i + 1], len, "optim.m2.%s", t->name);
+            s = ss_st_writer_add(w, names[2 * i + 1], SS_DT_F32, t->ndim, t->shape, m2 + off);
+        }
+    }
+    char buf[64];
+    const ss_encoder_config *e = &m->ecfg;
+    if (!s) s = ss_st_writer_meta(w, "format", "selfsup-checkpoint-v1");
+    if (!s) s = ss_st_writer_meta(w, "encoder", e->kind);
+    snprintf(buf, sizeof buf, "%d", e->in_chans);
+    if (!s) s = ss_st_writer_meta(w, "in_chans", buf);
+    snprintf(buf, sizeof buf, "%d", e->img_size);
+    if (!s) s = ss_st_writer_meta(w, "img_size", buf);
+    snprintf(buf, sizeof buf, "%d", m->nclasses);
+    if (!s) s = ss_st_writer_meta(w, "num_classes", buf);
+    if (e->vocab) {
+        snprintf(buf, sizeof buf, "%d", e->vocab);
+        if (!s) s = ss_st_writer_meta(w, "vocab_size", buf);
+        snprintf(buf, sizeof buf, "%d", e->seq_len);
+        if (!s) s = ss_st_writer_meta(w, "seq_len", buf);
+    }
+    if (m->class_names && !s) {
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < m->nclasses; i++) cJSON_AddItemToArray(a, cJSON_CreateString(m->class_names[i]));
+        char *js = cJSON_PrintUnformatted(a);
+        s = ss_st_writer_meta(w, "class_names", js);
+        free(js);
+        cJSON_Delete(a);
+    }
+    char *mj = json_floats(m->mean, 3), *sj = json_floats(m->std, 3);
+    if (!s) s = ss_st_writer_meta(w, "mean", mj);
+    if (!s) s = ss_st_writer_meta(w, "std", sj);
+    free(mj);
+    free(sj);
+    if (config_json && !s) s = ss_st_writer_meta(w, "config", config_json);
+    if (st && !s) {
+        char js[512];
+        snprintf(js, sizeof js,
+                 "{\"epoch\":%lld,\"batch\":%lld,\"step\":%lld,\"opt_steps\":%lld,\"best_metric\":%.17g,"
+                 "\"best_epoch\":%lld}",
+                 (long long)st->epoch, (long long)st->batch, (long long)st->step,
+                 (long long)(opt ? ss_opt_steps(opt) : 0), isfinite(st->best_metric) ? st->best_metric : -1.0,
+                 (long long)st->best_epoch);
+        s = ss_st_writer_meta(w, "state", js);
+    }
+    if (!s) s = ss_st_writer_save(w, path);
+    ss_st_writer_free(w);
+    for (int i = 0; i < 2 * n; i++) free(names[i]);
+    free(names);
+    return s;
+}
+
+char *ss_checkpoint_meta(const char *path, const char *key)
+{
+    ss_safetensors *st = NULL;
+    if (ss_st_open(path, &st) != SS_OK) return NULL;
+    const char *v = ss_st_meta(st, key);
+    char *r = v ? strdup(v) : NULL;
+    ss_st_close(st);
+    return r;
+}
+
+static int meta_int(ss_safetensors *st, const char *key, int def)
+{
+    const char *v = ss_st_meta(st, key);
+    return v ? atoi(v) : def;
+}
+
+static void meta_floats(ss_safetensors *st, const char *key, float *out, int n)
+{
+    const char *v = ss_st_meta(st, key);
+    if (!v) return;
+    cJSON *a = cJSON_Parse(v);
+    if (cJSON_IsArray(a))
+        for (int i = 0; i < n && i < cJSON_GetArraySize(a); i++) {
+            cJSON *x = cJSON_GetArrayItem(a, i);
+            if (cJSON_IsNumber(x)) out[i] = (float)x->valuedouble;
+        }
+    cJSON_Delete(a);
+}
+
+static ss_status load_tensors(ss_safetensors *st, const char *path, ss_model *m, const char *prefix_only,
+                              int allow_missing, ss_optimizer *opt)
+{
+    int n = ss_params_count(m->p);
+    float *values = ss_params_values(m->p, NULL);
+    float *m1 = opt ? ss_opt_moment1(opt, NULL) : NULL, *m2 = opt ? ss_opt_moment2(opt, NULL) : NULL;
+    size_t pl = prefix_only ? strlen(prefix_only) : 0;
+    int loaded = 0;
+    for (int i = 0; i < n; i++) {
+        ss_tensor *t = ss_params_at(m->p, i);
+        if (prefix_only && strncmp(t->name, prefix_only, pl) != 0) continue;
+        if (!ss_st_find(st, t->name)) {
+            if (allow_missing) continue;
+            return ss_seterr(SS_ERR_FORMAT, "%s: no tensor '%s' (the checkpoint does not match a %s model)", path,
+                             t->name, m->ecfg.kind);
+        }
+        ss_status s = ss_st_read_f32(st, t->name, t->data, t->ndim, t->shape);
+        if (s) return s;
+        loaded++;
+        if (opt && (t->flags & SS_T_PARAM)) {
+            char key[300];
+            int64_t off = t->data - values;
+            snprintf(key, sizeof key, "optim.m1.%s", t->name);
+            if (!ss_st_find(st, key)) return ss_seterr(SS_ERR_FORMAT, "%s: no optimiser state '%s' to resume from", path, key);
+            if ((s = ss_st_read_f32(st, key, m1 + off, t->ndim, t->shape))) return s;
+            if (m2) {
+                snprintf(key, sizeof key, "optim.m2.%s", t->name);
+                if (!ss_st_find(st, key)) return ss_seterr(SS_ERR_FORMAT, "%s: no optimiser state '%s' to resume from", path, key);
+                if ((s = ss_st_read_f32(st, key, m2 + off, t->ndim, t->shape))) return s;
+            }
+        }
+    }
+    if (loaded == 0)
+        return ss_seterr(SS_ERR_FORMAT, "%s: no tensor of this model found%s%s", path, prefix_only ? " under " : "",
+                         prefix_only ? prefix_only : "");
+    return SS_OK;
+}
+
+static ss_status read_state(ss_safetensors *st, const char *path, ss_optimizer *opt, ss_train_state *ts)
+{
+    const char *v = ss_st_meta(st, "state");
+    if (!v) return ss_seterr(SS_ERR_FORMAT, "%s: no training state to resume from", path);
+    cJSON *j = cJSON_Parse(v);
+    if (!j) return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' is not JSON", path);
+    memset(ts, 0, sizeof *ts);
+    cJSON *x;
+    if ((x = cJSON_GetObjectItem(j, "epoch")) && cJSON_IsNumber(x)) ts->epoch = (int64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "batch")) && cJSON_IsNumber(x)) ts->batch = (int64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "step")) && cJSON_IsNumber(x)) ts->step = (int64_t)x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "best_metric")) && cJSON_IsNumber(x)) ts->best_metric = x->valuedouble;
+    if ((x = cJSON_GetObjectItem(j, "best_epoch")) && cJSON_IsNumber(x)) ts->best_epoch = (int64_t)x->valuedouble;
+    if (opt && (x = cJSON_GetObjectItem(j, "opt_steps")) && cJSON_IsNumber(x))
+        ss_opt_set_steps(opt, (int64_t)x->valuedouble);
+    cJSON_Delete(j);
+    if (ts->epoch < 0 || ts->batch < 0 || ts->step < 0)
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' has negative positions", path);
+    return SS_OK;
+}
+
+ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *prefix_only, int allow_missing,
+                                  ss_optimizer *opt, ss_train_state *ts)
+{
+    ss_safetensors *st = NULL;
+    ss_status s = ss_st_open(path, &st);
+    if (s) return s;
+    s = load_tensors(st, path, m, prefix_only, allow_missing, opt);
+    if (!s && ts) s = read_state(st, path, opt, ts);
+    ss_st_close(st);
+    return s;
+}
+
+ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn extra, void *ctx)
+{
+    ss_safetensors *st = NULL;
+    ss_status s = ss_st_open(path, &st);
+    if (s) return s;
+    const char *kind = ss_st_meta(st, "encoder");
+    if (!kind) {
+        ss_st_close(st);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata has no 'encoder' (not a selfsup checkpoint?)", path);
+    }
+    ss_encoder_config ec;
+    memset(&ec, 0, sizeof ec);
+    static char kind_buf[32];
+    snprintf(kind_buf, sizeof kind_buf, "%s", kind);
+    ec.kind = kind_buf;
+    ec.in_chans = meta_int(st, "in_chans", 1);
+    ec.img_size = meta_int(st, "img_size", 28);
+    ec.vocab = meta_int(st, "vocab_size", 0);
+    ec.seq_len = meta_int(st, "seq_len", 0);
+    int nclasses = meta_int(st, "num_classes", 0);
+    if (ec.in_chans < 1 || ec.in_chans > 4 || ec.img_size < 4 || ec.img_size > 4096 || nclasses < 0 ||
+        nclasses > 100000) {
+        ss_st_close(st);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d)", path,
+                         ec.in_chans, ec.img_size, nclasses);
+    }
+    s = ss_model_create(m, &ec, nclasses);
+    if (!s && extra) s = extra(ctx, m);
+    if (!s) s = ss_model_finalize(m, 0);
+    if (!s) s = load_tensors(st, path, m, NULL, extra != NULL, NULL);
+    if (!s) {
+        meta_floats(st, "mean", m->mean, 3);
+        meta_floats(st, "std", m->std, 3);
+        const char *cn = ss_st_meta(st, "class_names");
+        cJSON *a = cn ? cJSON_Parse(cn) : NULL;
+        if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == nclasses && nclasses > 0) {
+            m->class_names = calloc((size_t)nclasses, sizeof(char *));
+            for (int i = 0; i < nclasses; i++) {
+                cJSON *x = cJSON_GetArrayItem(a, i);
+                m->class_names[i] = strdup(cJSON_IsString(x) ? x->valuestring : "?");
+            }
+        }
+        cJSON_Delete(a);
+    }
+    ss_st_close(st);
+    return s;
+}
+
+/* ---- evaluation ----------------------------------------------------------------------- */
+void ss_images_to_float(const ss_dataset *d, const int32_t *idx, int64_t i0, int64_t n, const float *mean,
+                        const float *std, float *out)
+{
+    int64_t plane = (int64_t)d->h * d->w, img = plane * d->c;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = idx ? idx[i0 + i] : i0 + i;
+        const uint8_t *src = d->pixels + k * img;
+        float *dst = out + i * img;
+        for (int c = 0; c < d->c; c++) {
+            float mu = mean ? mean[c] : 0.0f, inv = std && std[c] > 0 ? 1.0f / std[c] : 1.0f;
+            for (int64_t j = 0; j < plane; j++) dst[c * plane + j] = ((float)src[c * plane + j] / 255.0f - mu) * inv;
+        }
+    }
+}
+
+static ss_status run_batches(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                             int logits, float *out, int dim)
+{
+    ss_graph *g = ss_graph_new();
+    if (!g) return ss_seterr(SS_ERR_NOMEM, "evaluate: out of memory");
+    ss_graph_set_training(g, 0);
+    ss_graph_set_grad_enabled(g, 0);
+    int64_t img = (int64_t)d->c * d->h * d->w;
+    ss_status s = SS_OK;
+    for (int64_t i0 = 0; i0 < n; i0 += batch) {
+        int64_t b = n - i0 < batch ? n - i0 : batch;
+        ss_graph_reset(g);
+        float *x = ss_arena_alloc(ss_graph_arena(g), (size_t)(b * img) * sizeof(float));
+        if (!x) {
+            s = ss_seterr(SS_ERR_NOMEM, "evaluate: out of memory");
+            break;
+        }
+        ss_images_to_float(d, idx, i0, b, m->mean, m->std, x);
+        ss_tensor *xt = ss_wrap(g, x, 4, (int64_t[]){b, d->c, d->h, d->w});
+        ss_tensor *y = logits ? ss_model_logits(g, m, xt) : ss_model_features(g, m, xt);
+        if (!y) {
+            s = ss_seterr(ss_graph_status(g), "%s", ss_graph_errmsg(g));
+            break;
+        }
+        memcpy(out + i0 * dim, y->data, (size_t)(b * dim) * sizeof(float));
+    }
+    ss_graph_free(g);
+    return s;
+}
+
+ss_status ss_extract_features(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                              float *out)
+{
+    return run_batches(m, d, idx, n, batch, 0, out, m->enc->feat_dim);
+}
+
+ss_status ss_evaluate(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                      double *acc, double *per_class, int64_t *confusion)
+{
+    int C = m->nclasses;
+    if (C <= 0) return ss_seterr(SS_ERR_INVALID, "evaluate: the model has no classifier head");
+    if (d->c != m->ecfg.in_chans || (m->ecfg.img_size && d->h != m->ecfg.img_size))
+        return ss_seterr(SS_ERR_SHAPE, "%s: images are %dx%dx%d but the model expects %dx%dx%d", d->source, d->c,
+                         d->h, d->w, m->ecfg.in_chans, m->ecfg.img_size, m->ecfg.img_size);
+    float *logits = malloc((size_t)(n ? n : 1) * (size_t)C * sizeof(float));
+    if (!logits) return ss_seterr(SS_ERR_NOMEM, "evaluate: out of memory");
+    ss_status s = run_batches(m, d, idx, n, batch, 1, logits, C);
+    if (s) {
+        free(logits);
+        return s;
+    }
+    int64_t correct = 0, *cnt = calloc((size_t)C, sizeof(int64_t)), *hit = calloc((size_t)C, sizeof(int64_t));
+    if (confusion) memset(confusion, 0, (size_t)C * C * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = idx ? idx[i] : i;
+        int y = d->labels ? d->labels[k] : -1;
+        const float *l = logits + i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[best]) best = c;
+        if (y < 0 || y >= C) continue;
+        cnt[y]++;
+        if (best == y) {
+            correct++;
+            hit[y]++;
+        }
+        if (confusion) confusion[y * C + best]++;
+    }
+    int64_t labelled = 0;
+    for (int c = 0; c < C; c++) labelled += cnt[c];
+    *acc = labelled ? (double)correct / (double)labelled : 0.0;
+    if (per_class)
+        for (int c = 0; c < C; c++) per_class[c] = cnt[c] ? (double)hit[c] / (double)cnt[c] : 0.0;
+    free(cnt);
+    free(hit);
+    free(logits);
+    return SS_OK;
+}
