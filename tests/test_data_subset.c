@@ -15,8 +15,8 @@ static void make_set(ss_dataset *d, int64_t n, int nc)
     d->nclasses = nc;
     d->class_names = calloc((size_t)nc, sizeof(char *));
     for (int k = 0; k < nc; k++) {
-        d->class_names[k] = malloc(8);
-        snprintf(d->class_names[k], 8, "c%d", k);
+        d->class_names[k] = malloc(16);
+        snprintf(d->class_names[k], 16, "c%d", k);
     }
     snprintf(d->source, sizeof d->source, "synthetic");
 }

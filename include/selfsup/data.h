@@ -143,7 +143,9 @@ ss_status ss_indices_read(const char *path, int64_t limit, int32_t **idx, int64_
 /* Batch loader                                                         */
 
 /* In-place transform of one image: CHW floats in [0,1] on entry. `r` is a
- * generator seeded from (seed, epoch, dataset index, view) only. */
+ * generator seeded from (seed, epoch, dataset index, view) only. Transforms
+ * run on several worker threads at once: they may read ctx but must not
+ * modify shared state, and must draw all randomness from `r`. */
 typedef void (*ss_transform_fn)(void *ctx, float *img, int c, int h, int w, ss_rng *r);
 
 #define SS_LOADER_MAX_VIEWS 4
@@ -175,6 +177,8 @@ typedef struct ss_batch {
     int64_t epoch, index_in_epoch;
 } ss_batch;
 
+/* A loader is driven from one thread (next, seek and free are not to be
+ * called concurrently); its workers are internal. */
 typedef struct ss_loader ss_loader;
 
 /* Start a loader over d (which must outlive it) with worker threads. */
