@@ -1,0 +1,416 @@
+/* Image files: class folders, flat folders and CSV lists, decoded with
+ * stb_image on OpenMP threads. Files are sorted by name (strcmp) so the
+ * order, and therefore every index, is the same on every machine. */
+#include "data/data_internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_PSD
+#define STBI_NO_HDR
+#define STBI_NO_PIC
+#define STBI_FAILURE_USERMSG
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wunused-but-set-variable"
+#pragma clang diagnostic ignored "-Wunused-function"
+#pragma clang diagnostic ignored "-Wsign-compare"
+#pragma clang diagnostic ignored "-Wunused-parameter"
+#pragma clang diagnostic ignored "-Wimplicit-fallthrough"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#include "stb_image.h"
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+typedef struct entry {
+    char *path;
+    char *label_str; /* CSV only, until labels are resolved */
+    int32_t label;
+    int line;        /* CSV line number */
+} entry;
+
+typedef struct entry_list {
+    entry *v;
+    int64_t n, cap;
+} entry_list;
+
+static void list_free(entry_list *l)
+{
+    for (int64_t i = 0; i < l->n; i++) {
+        free(l->v[i].path);
+        free(l->v[i].label_str);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static ss_status list_push(entry_list *l, const char *path, int32_t label, int line)
+{
+    if (l->n == l->cap) {
+        int64_t nc = l->cap ? l->cap * 2 : 1024;
+        entry *v = realloc(l->v, (size_t)nc * sizeof *v);
+        if (!v) return ss_seterr(SS_ERR_NOMEM, "out of memory listing images");
+        l->v = v;
+        l->cap = nc;
+    }
+    entry *e = &l->v[l->n];
+    memset(e, 0, sizeof *e);
+    e->path = strdup(path);
+    if (!e->path) return ss_seterr(SS_ERR_NOMEM, "out of memory listing images");
+    e->label = label;
+    e->line = line;
+    l->n++;
+    if (l->n > INT32_MAX) return ss_seterr(SS_ERR_RANGE, "%s: more than 2^31-1 images", path);
+    return SS_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir (no hidden entries). want: 1 = subfolders, 2 = image files. */
+static ss_status list_dir(const char *dir, int want, char ***names, int64_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return ss_seterr(SS_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    char **v = NULL;
+    int64_t n = 0, cap = 0;
+    struct dirent *de;
+    ss_status s = SS_OK;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        int isdir, isreg;
+#ifdef DT_DIR
+        if (de->d_type != DT_UNKNOWN && de->d_type != DT_LNK) {
+            isdir = de->d_type == DT_DIR;
+            isreg = de->d_type == DT_REG;
+        } else
+#endif
+        {
+            char p[4096];
+            if (ss__join(p, sizeof p, dir, de->d_name) != SS_OK) continue;
+            isdir = ss__is_dir(p);
+            isreg = ss__is_file(p);
+        }
+        if (want == 1 ? !isdir : !(isreg && ss__has_image_ext(de->d_name))) continue;
+        if (n == cap) {
+            int64_t nc = cap ? cap * 2 : 256;
+            char **nv = realloc(v, (size_t)nc * sizeof *nv);
+            if (!nv) {
+                s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory listing folder", dir);
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[n] = strdup(de->d_name);
+        if (!v[n]) {
+            s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory listing folder", dir);
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (s != SS_OK) {
+        for (int64_t i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return s;
+    }
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_str);
+    *names = v;
+    *count = n;
+    return SS_OK;
+}
+
+static void free_names(char **v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Decode the entries into out (labels already resolved). */
+static ss_status decode_entries(entry_list *L, const char *what, const ss_load_cfg *cfg, ss_dataset *out)
+{
+    int64_t n = L->n;
+    if (cfg->max_images > 0 && cfg->max_images < n) n = cfg->max_images;
+    if (n == 0) return ss_seterr(SS_ERR_FORMAT, "%s: no images found", what);
+    int w0, h0, comp0;
+    if (!stbi_info(L->v[0].path, &w0, &h0, &comp0))
+        return ss_seterr(SS_ERR_FORMAT, "%s: cannot decode image: %s", L->v[0].path, stbi_failure_reason());
+    int c, h, w;
+    size_t bytes;
+    ss_status s = ss__out_shape(cfg, what, n, comp0, h0, w0, &c, &h, &w, &bytes);
+    if (s != SS_OK) return s;
+    out->pixels = malloc(bytes ? bytes : 1);
+    out->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!out->pixels || !out->labels)
+        return ss_seterr(SS_ERR_NOMEM, "%s: out of memory for %zu bytes of images", what, bytes);
+    size_t per = (size_t)c * h * w;
+    int64_t err_i = INT64_MAX;
+    char err_msg[1024] = "";
+#pragma omp parallel for schedule(dynamic, 128)
+    for (int64_t i = 0; i < n; i++) {
+        int64_t cur;
+#pragma omp atomic read
+        cur = err_i;
+        if (i > cur) continue;
+        int iw, ih, icomp;
+        unsigned char *img = stbi_load(L->v[i].path, &iw, &ih, &icomp, c);
+        if (!img) {
+            const char *why = stbi_failure_reason();
+#pragma omp critical(ss_imgfolder_err)
+            {
+                if (i < err_i) {
+#pragma omp atomic write
+                    err_i = i;
+                    snprintf(err_msg, sizeof err_msg, "%s: cannot decode image: %s", L->v[i].path,
+                             why ? why : "unknown reason");
+                }
+            }
+            continue;
+        }
+        ss__img_to_chw(img, c, ih, iw, 1, out->pixels + (size_t)i * per, c, h, w);
+        stbi_image_free(img);
+        out->labels[i] = L->v[i].label;
+    }
+    if (err_i != INT64_MAX) return ss_seterr(SS_ERR_FORMAT, "%s", err_msg);
+    out->n = n;
+    out->c = c;
+    out->h = h;
+    out->w = w;
+    ss__set_source(out, what);
+    return SS_OK;
+}
+
+ss_status ss__load_image_folder(const char *dir, const ss_load_cfg *cfg, ss_dataset *out)
+{
+    char **classes = NULL, **files = NULL;
+    int64_t ncls = 0, nfiles = 0;
+    entry_list L = {0};
+    char p[4096], q[4096];
+    ss_status s = list_dir(dir, 1, &classes, &ncls);
+    if (s != SS_OK) return s;
+    if (ncls > 100000) {
+        s = ss_seterr(SS_ERR_RANGE, "%s: %lld class folders, more than 100000", dir, (long long)ncls);
+        goto done;
+    }
+    if (ncls > 0) {
+        for (int64_t k = 0; k < ncls; k++) {
+            if ((s = ss__join(p, sizeof p, dir, classes[k])) != SS_OK) goto done;
+            if ((s = list_dir(p, 2, &files, &nfiles)) != SS_OK) goto done;
+            for (int64_t i = 0; i < nfiles && s == SS_OK; i++) {
+                s = ss__join(q, sizeof q, p, files[i]);
+                if (s == SS_OK) s = list_push(&L, q, (int32_t)k, 0);
+            }
+            free_names(files, nfiles);
+            files = NULL;
+            if (s != SS_OK) goto done;
+        }
+        if (L.n == 0) {
+            s = ss_seterr(SS_ERR_FORMAT, "%s: %lld class folders but no image files (png/jpg/bmp/gif/tga/pnm) in them",
+                          dir, (long long)ncls);
+            goto done;
+        }
+        if ((s = ss__set_classes(out, (int)ncls, (const char *const *)classes)) != SS_OK) goto done;
+    } else {
+        if ((s = list_dir(dir, 2, &files, &nfiles)) != SS_OK) goto done;
+        for (int64_t i = 0; i < nfiles && s == SS_OK; i++) {
+            s = ss__join(q, sizeof q, dir, files[i]);
+            if (s == SS_OK) s = list_push(&L, q, -1, 0);
+        }
+        free_names(files, nfiles);
+        files = NULL;
+        if (s != SS_OK) goto done;
+        if (L.n == 0) {
+            s = ss_seterr(SS_ERR_FORMAT,
+                          "%s: no IDX files, CIFAR-10 batches, class folders or image files "
+                          "(png/jpg/bmp/gif/tga/pnm) found",
+                          dir);
+            goto done;
+        }
+    }
+    s = decode_entries(&L, dir, cfg, out);
+done:
+    free_names(classes, ncls);
+    list_free(&L);
+    return s;
+}
+
+/* ----------------------------------------------------------------- CSV */
+
+static char *trim(char *s)
+{
+    while (*s && isspace((unsigned char)*s)) s++;
+    size_t k = strlen(s);
+    while (k && isspace((unsigned char)s[k - 1])) s[--k] = '\0';
+    return s;
+}
+
+static int parse_int(const char *s, long *v)
+{
+    if (!*s) return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (*end || errno) return 0;
+    *v = x;
+    return 1;
+}
+
+ss_status ss__load_csv(const char *path, const ss_load_cfg *cfg, ss_dataset *out)
+{
+    uint64_t sz;
+    if (ss__file_size(path, &sz) != 0) return ss_seterr(SS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (sz > ((uint64_t)1 << 30)) return ss_seterr(SS_ERR_NOMEM, "%s: CSV of %llu bytes is over 1 GiB", path, (unsigned long long)sz);
+    FILE *f = fopen(path, "rb");
+    if (!f) return ss_seterr(SS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *text = malloc((size_t)sz + 1);
+    if (!text) {
+        fclose(f);
+        return ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(text, 1, (size_t)sz, f);
+    fclose(f);
+    text[got] = '\0';
+    if (memchr(text, '\0', got)) {
+        free(text);
+        return ss_seterr(SS_ERR_FORMAT, "%s: CSV contains a NUL byte (binary file?)", path);
+    }
+
+    char dir[4096];
+    const char *base = ss__basename(path);
+    snprintf(dir, sizeof dir, "%.*s", (int)(base - path), path);
+
+    entry_list L = {0};
+    char **names = NULL;
+    int64_t nnames = 0;
+    ss_status s = SS_OK;
+    int lineno = 0, first = 1;
+    char *save = text;
+    while (save && *save) {
+        char *line = save;
+        char *nl = strchr(line, '\n');
+        if (nl) {
+            *nl = '\0';
+            save = nl + 1;
+        } else {
+            save = NULL;
+        }
+        lineno++;
+        char *t = trim(line);
+        if (!*t) continue;
+        char *comma = strchr(t, ',');
+        char *pstr = t, *lstr = (char *)"";
+        if (comma) {
+            *comma = '\0';
+            lstr = comma + 1;
+            if (strchr(lstr, ',')) {
+                s = ss_seterr(SS_ERR_FORMAT, "%s:%d: expected \"path,label\" but the row has more than two fields",
+                              path, lineno);
+                goto done;
+            }
+        }
+        pstr = trim(pstr);
+        lstr = trim(lstr);
+        char full[4096];
+        if (!*pstr) {
+            s = ss_seterr(SS_ERR_FORMAT, "%s:%d: empty image path", path, lineno);
+            goto done;
+        }
+        if (pstr[0] == '/')
+            snprintf(full, sizeof full, "%s", pstr);
+        else if ((s = ss__join(full, sizeof full, dir, pstr)) != SS_OK)
+            goto done;
+        int exists = ss__is_file(full);
+        if (first) {
+            first = 0;
+            if (!exists && !ss__has_image_ext(pstr)) continue; /* header line */
+        }
+        if (!exists) {
+            s = ss_seterr(SS_ERR_IO, "%s:%d: image file \"%s\" not found", path, lineno, full);
+            goto done;
+        }
+        if ((s = list_push(&L, full, -1, lineno)) != SS_OK) goto done;
+        if (*lstr && strcmp(lstr, "-1") != 0) {
+            L.v[L.n - 1].label_str = strdup(lstr);
+            if (!L.v[L.n - 1].label_str) {
+                s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
+                goto done;
+            }
+        }
+    }
+    if (L.n == 0) {
+        s = ss_seterr(SS_ERR_FORMAT, "%s: no image rows", path);
+        goto done;
+    }
+    /* Labels: all integers -> classes 0..max; else sorted distinct names. */
+    int all_int = 1;
+    long maxlab = -1;
+    for (int64_t i = 0; i < L.n && all_int; i++) {
+        long v;
+        if (!L.v[i].label_str) continue;
+        if (!parse_int(L.v[i].label_str, &v))
+            all_int = 0;
+        else if (v < 0 || v >= 100000) {
+            s = ss_seterr(SS_ERR_RANGE, "%s:%d: label %ld out of range (0..99999, or -1 for unlabelled)",
+                          path, L.v[i].line, v);
+            goto done;
+        } else if (v > maxlab)
+            maxlab = v;
+    }
+    if (all_int) {
+        for (int64_t i = 0; i < L.n; i++) {
+            long v;
+            if (L.v[i].label_str && parse_int(L.v[i].label_str, &v)) L.v[i].label = (int32_t)v;
+        }
+        if (maxlab >= 0 && (s = ss__set_classes(out, (int)maxlab + 1, NULL)) != SS_OK) goto done;
+    } else {
+        names = malloc((size_t)L.n * sizeof(char *));
+        if (!names) {
+            s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        for (int64_t i = 0; i < L.n; i++)
+            if (L.v[i].label_str) names[nnames++] = L.v[i].label_str;
+        qsort(names, (size_t)nnames, sizeof *names, cmp_str);
+        int64_t u = 0;
+        for (int64_t i = 0; i < nnames; i++)
+            if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = names[i];
+        nnames = u;
+        if (nnames > 100000) {
+            s = ss_seterr(SS_ERR_RANGE, "%s: %lld distinct class names, more than 100000", path, (long long)nnames);
+            goto done;
+        }
+        for (int64_t i = 0; i < L.n; i++) {
+            if (!L.v[i].label_str) continue;
+            char **hit = bsearch(&L.v[i].label_str, names, (size_t)nnames, sizeof *names, cmp_str);
+            L.v[i].label = (int32_t)(hit - names);
+        }
+        if ((s = ss__set_classes(out, (int)nnames, (const char *const *)names)) != SS_OK) goto done;
+    }
+    s = decode_entries(&L, path, cfg, out);
+done:
+    free(names); /* the strings belong to L */
+    list_free(&L);
+    free(text);
+    return s;
+}
