@@ -17,6 +17,9 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "supervised training from scratch on a labelled subset"},
     {"finetune", cmd_finetune, "fine-tune a pretrained encoder + linear head on a labelled subset"},
+    {"pretrain", cmd_pretrain, "self-supervised pretraining: rotation, simclr, mae, byol, vicreg"},
+    {"probe", cmd_probe, "linear probe on frozen features of a labelled subset"},
+    {"knn", cmd_knn, "weighted k-NN (k=20, 200) on frozen features"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a checkpoint"},
     {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
 };

@@ -1,0 +1,23 @@
+#ifndef SS_SSL_INTERNAL_H
+#define SS_SSL_INTERNAL_H
+#include "core/graph_internal.h"
+#include "nn/params_internal.h"
+#include "selfsup/ssl.h"
+
+/* Linear -> BN1d -> ReLU -> Linear (projector / predictor / expander).
+ * Names NAME.fc1, NAME.bn1, NAME.fc2. */
+typedef struct ss_mlp {
+    ss_linear_layer fc1, fc2;
+    ss_tensor *g, *b, *rm, *rv;
+} ss_mlp;
+ss_status ss_mlp_init(ss_mlp *m, ss_params *p, const char *name, int in, int hidden, int out);
+ss_tensor *ss_mlp_forward(ss_graph *g, const ss_mlp *m, ss_tensor *x);
+
+/* [n images] -> float batch tensor of view v */
+static inline ss_tensor *batch_view(ss_graph *g, const ss_batch *b, int v)
+{
+    return ss_wrap(g, b->x[v], 4, (int64_t[]){b->n, b->c, b->h, b->w});
+}
+
+extern const ss_method ss_method_rotation, ss_method_simclr, ss_method_mae, ss_method_byol, ss_method_vicreg;
+#endif
