@@ -1,0 +1,304 @@
+/* Batch normalisation over [N,C] or [N,C,S...] (statistics per channel C),
+ * forward and backward.
+ *
+ * Layout: x[n, c, j] with j < S (S = product of the dims after C, 1 for 2-D
+ * input); M = N*S values per channel.
+ *
+ * Forward (training, or no running statistics): one pass for the statistics
+ * (sums of x - k and (x - k)^2 with the shift k = the channel's first value;
+ * float partial sums over each contiguous run of S values, double across
+ * runs), one pass writing y = ((x - k) - (mean - k))*scale + beta. Keeping
+ * the shift k (a value of the data) and mean - k separately keeps the result
+ * accurate when |mean| >> std. Eval: running statistics (k = running mean).
+ * Backward: one pass for sum(dy) and sum(dy*(x-mean)), one pass writing
+ * dx += A*dy + B*x + C per channel (the full gradient through the batch
+ * statistics in training; A*dy alone in eval).
+ *
+ * Parallel: over channels for S > 1 (one channel per task, so each
+ * channel's sums are made by one thread in a fixed order), over blocks of
+ * channels for S == 1. Results do not depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "core/graph_internal.h"
+
+#define PAR_MIN 32768
+#define CBLK 64 /* channels per task in the S == 1 layout */
+
+typedef struct bn_saved {
+    float *shift, *dmean, *invstd; /* [C]: mean = shift + dmean; 1/sqrt(var + eps) */
+} bn_saved;
+
+/* Per-channel shifted sums over x[n, c, :], n < N. */
+static void chan_sums(const float *x, int64_t N, int64_t C, int64_t S, int64_t c, double *s1, double *s2, float k)
+{
+    double a1 = 0.0, a2 = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xp = x + (n * C + c) * S;
+        float b1 = 0.0f, b2 = 0.0f;
+#pragma omp simd reduction(+ : b1, b2)
+        for (int64_t j = 0; j < S; j++) {
+            float d = xp[j] - k;
+            b1 += d;
+            b2 += d * d;
+        }
+        a1 += b1;
+        a2 += b2;
+    }
+    *s1 = a1;
+    *s2 = a2;
+}
+
+/* Batch statistics: mean[c] = shift[c] + dmean[c], biased var[c]. */
+static void batch_stats(const float *x, int64_t N, int64_t C, int64_t S, float *shift, double *dmean, double *var)
+{
+    const double M = (double)(N * S);
+    if (S > 1) {
+#pragma omp parallel for schedule(static) if (N * C * S > PAR_MIN)
+        for (int64_t c = 0; c < C; c++) {
+            float k = x[c * S];
+            double s1, s2;
+            chan_sums(x, N, C, S, c, &s1, &s2, k);
+            double m1 = s1 / M;
+            shift[c] = k;
+            dmean[c] = m1;
+            double v = s2 / M - m1 * m1;
+            var[c] = v > 0.0 ? v : 0.0;
+        }
+    } else {
+        const int64_t nblk = (C + CBLK - 1) / CBLK;
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+        for (int64_t bk = 0; bk < nblk; bk++) {
+            int64_t c0 = bk * CBLK, cn = C - c0 < CBLK ? C - c0 : CBLK;
+            double a1[CBLK], a2[CBLK];
+            float k[CBLK];
+            for (int64_t c = 0; c < cn; c++) a1[c] = a2[c] = 0.0, k[c] = x[c0 + c];
+            for (int64_t n = 0; n < N; n++) {
+                const float *xp = x + n * C + c0;
+#pragma omp simd
+                for (int64_t c = 0; c < cn; c++) {
+                    double d = (double)(xp[c] - k[c]);
+                    a1[c] += d;
+                    a2[c] += d * d;
+                }
+            }
+            for (int64_t c = 0; c < cn; c++) {
+                double m1 = a1[c] / M;
+                shift[c0 + c] = k[c];
+                dmean[c0 + c] = m1;
+                double v = a2[c] / M - m1 * m1;
+                var[c0 + c] = v > 0.0 ? v : 0.0;
+            }
+        }
+    }
+}
+
+/* y[n,c,:] = ((x[n,c,:] - k[c]) - d[c])*sc[c] + sh[c] */
+static void bn_apply(const float *x, float *y, int64_t N, int64_t C, int64_t S, const float *k, const float *d,
+                     const float *sc, const float *sh)
+{
+    if (S > 1) {
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * S > PAR_MIN)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++) {
+                const float *xp = x + (n * C + c) * S;
+                float *yp = y + (n * C + c) * S;
+                float kc = k[c], dc = d[c], a = sc[c], b = sh[c];
+#pragma omp simd
+                for (int64_t j = 0; j < S; j++) yp[j] = ((xp[j] - kc) - dc) * a + b;
+            }
+    } else {
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+        for (int64_t n = 0; n < N; n++) {
+            const float *xp = x + n * C;
+            float *yp = y + n * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; c++) yp[c] = ((xp[c] - k[c]) - d[c]) * sc[c] + sh[c];
+        }
+    }
+}
+
+/* n->in: x, gamma, beta (gamma/beta may be NULL); n->i[0]: 1 when batch
+ * statistics were used; saved: bn_saved. */
+static void bn_backward(ss_graph *g, ss_node *n)
+{
+    ss_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+    const bn_saved *sv = n->saved;
+    const int batch = (int)n->i[0];
+    const int64_t N = x->shape[0], C = x->shape[1], S = N * C > 0 ? x->numel / (N * C) : 0;
+    const double M = (double)(N * S);
+    const float *xd = x->data, *dy = n->out->grad;
+    float *gx = ss_req(x) ? ss_grad(g, x) : NULL;
+    float *gg = ss_req(gamma) ? ss_grad(g, gamma) : NULL;
+    float *gbeta = ss_req(beta) ? ss_grad(g, beta) : NULL;
+    if ((ss_req(x) && !gx) || (ss_req(gamma) && !gg) || (ss_req(beta) && !gbeta)) return;
+    /* Per-channel sums: sdy = sum(dy), sdx = sum(dy * (x - mean)). */
+    double *sdy = (double *)ss_scratch_bytes(g, (size_t)(C > 0 ? C : 1) * sizeof(double));
+    double *sdx = (double *)ss_scratch_bytes(g, (size_t)(C > 0 ? C : 1) * sizeof(double));
+    float *A = ss_scratch(g, C > 0 ? C : 1), *B = ss_scratch(g, C > 0 ? C : 1), *K = ss_scratch(g, C > 0 ? C : 1);
+    if (!sdy || !sdx || !A || !B || !K) return;
+    const float *shift = sv->shift, *dmean = sv->dmean, *invstd = sv->invstd;
+    int need_sums = gg || gbeta || (gx && batch);
+    if (need_sums) {
+        if (S > 1) {
+#pragma omp parallel for schedule(static) if (N * C * S > PAR_MIN)
+            for (int64_t c = 0; c < C; c++) {
+                double a1 = 0.0, a2 = 0.0;
+                float k = shift[c], d = dmean[c];
+                for (int64_t nn = 0; nn < N; nn++) {
+                    const float *xp = xd + (nn * C + c) * S, *dp = dy + (nn * C + c) * S;
+                    float b1 = 0.0f, b2 = 0.0f;
+#pragma omp simd reduction(+ : b1, b2)
+                    for (int64_t j = 0; j < S; j++) {
+                        b1 += dp[j];
+                        b2 += dp[j] * ((xp[j] - k) - d);
+                    }
+                    a1 += b1;
+                    a2 += b2;
+                }
+                sdy[c] = a1;
+                sdx[c] = a2;
+            }
+        } else {
+            const int64_t nblk = (C + CBLK - 1) / CBLK;
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+            for (int64_t bk = 0; bk < nblk; bk++) {
+                int64_t c0 = bk * CBLK, cn = C - c0 < CBLK ? C - c0 : CBLK;
+                double a1[CBLK], a2[CBLK];
+                for (int64_t c = 0; c < cn; c++) a1[c] = a2[c] = 0.0;
+                for (int64_t nn = 0; nn < N; nn++) {
+                    const float *xp = xd + nn * C + c0, *dp = dy + nn * C + c0;
+#pragma omp simd
+                    for (int64_t c = 0; c < cn; c++) {
+                        a1[c] += dp[c];
+                        a2[c] += (double)dp[c] * (double)((xp[c] - shift[c0 + c]) - dmean[c0 + c]);
+                    }
+                }
+                for (int64_t c = 0; c < cn; c++) sdy[c0 + c] = a1[c], sdx[c0 + c] = a2[c];
+            }
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        if (gbeta) gbeta[c] += (float)sdy[c];
+        if (gg) gg[c] += (float)(sdx[c] * invstd[c]);
+    }
+    if (!gx) return;
+    /* dx = A*dy + B*(x - mean) + K with A = gamma*invstd and, in training,
+     *   dx = A*(dy - sdy/M - (x-mean)*invstd^2*sdx/M). */
+    for (int64_t c = 0; c < C; c++) {
+        double a = (gamma ? (double)gamma->data[c] : 1.0) * invstd[c];
+        A[c] = (float)a;
+        if (batch && M > 0) {
+            double is2 = (double)invstd[c] * invstd[c];
+            double bcoef = -a * is2 * sdx[c] / M;
+            B[c] = (float)bcoef;
+            K[c] = (float)(-a * sdy[c] / M);
+        } else {
+            B[c] = 0.0f;
+            K[c] = 0.0f;
+        }
+    }
+    if (S > 1) {
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * S > PAR_MIN)
+        for (int64_t nn = 0; nn < N; nn++)
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t off = (nn * C + c) * S;
+                const float *xp = xd + off, *dp = dy + off;
+                float *gp = gx + off;
+                float a = A[c], b = B[c], k = K[c], sf = shift[c], d = dmean[c];
+#pragma omp simd
+                for (int64_t j = 0; j < S; j++) gp[j] += a * dp[j] + b * ((xp[j] - sf) - d) + k;
+            }
+    } else {
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+        for (int64_t nn = 0; nn < N; nn++) {
+            const float *xp = xd + nn * C, *dp = dy + nn * C;
+            float *gp = gx + nn * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; c++)
+                gp[c] += A[c] * dp[c] + B[c] * ((xp[c] - shift[c]) - dmean[c]) + K[c];
+        }
+    }
+}
+
+ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta, ss_tensor *running_mean,
+                         ss_tensor *running_var, float momentum, float eps)
+{
+    SS_CHECK_IN1(g, x);
+    ss_tensor *gi = gamma, *bi = beta;
+    x = ss_contiguous(g, x);
+    if (gamma) gamma = ss_contiguous(g, gamma);
+    if (beta) beta = ss_contiguous(g, beta);
+    if (!x || (gi && !gamma) || (bi && !beta)) return NULL;
+    char s1[64];
+    if (x->ndim < 2)
+        return ss_op_error(g, "batch_norm", "input %s has no channel dimension (expected [N,C] or [N,C,H,W])",
+                           ss_shape_str(x, s1, sizeof s1));
+    const int64_t N = x->shape[0], C = x->shape[1];
+    const int64_t S = N * C > 0 ? x->numel / (N * C) : 0;
+    const int64_t M = N * S;
+    if ((gamma && gamma->numel != C) || (beta && beta->numel != C))
+        return ss_op_error(g, "batch_norm", "gamma/beta have %lld/%lld elements, expected %lld (channels of %s)",
+                           (long long)(gamma ? gamma->numel : C), (long long)(beta ? beta->numel : C), (long long)C,
+                           ss_shape_str(x, s1, sizeof s1));
+    if ((running_mean && (running_mean->numel != C || !ss_tensor_is_contiguous(running_mean))) ||
+        (running_var && (running_var->numel != C || !ss_tensor_is_contiguous(running_var))))
+        return ss_op_error(g, "batch_norm", "running_mean/running_var must be contiguous with %lld elements",
+                           (long long)C);
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return ss_op_error(g, "batch_norm", "eps %g and momentum %g (expected eps > 0, 0 <= momentum <= 1)",
+                           (double)eps, (double)momentum);
+    const int training = ss_graph_training(g);
+    const int have_running = running_mean && running_var;
+    const int batch = training || !have_running;
+    if (training && M < 2)
+        return ss_op_error(g, "batch_norm", "expected more than 1 value per channel when training, got input %s",
+                           ss_shape_str(x, s1, sizeof s1));
+    ss_tensor *out = ss_new_like(g, x);
+    float *shift = ss_scratch(g, C > 0 ? C : 1), *dmean = ss_scratch(g, C > 0 ? C : 1);
+    float *invstd = ss_scratch(g, C > 0 ? C : 1);
+    float *sc = ss_scratch(g, C > 0 ? C : 1), *sh = ss_scratch(g, C > 0 ? C : 1);
+    double *dm = (double *)ss_scratch_bytes(g, (size_t)(C > 0 ? C : 1) * sizeof(double));
+    double *dv = (double *)ss_scratch_bytes(g, (size_t)(C > 0 ? C : 1) * sizeof(double));
+    if (!out || !shift || !dmean || !invstd || !sc || !sh || !dm || !dv) return NULL;
+    /* dm: mean - shift (double), dv: variance */
+    if (batch) {
+        if (M > 0) {
+            batch_stats(x->data, N, C, S, shift, dm, dv);
+        } else {
+            for (int64_t c = 0; c < C; c++) shift[c] = 0.0f, dm[c] = dv[c] = 0.0;
+        }
+    } else {
+        for (int64_t c = 0; c < C; c++)
+            shift[c] = running_mean->data[c], dm[c] = 0.0, dv[c] = running_var->data[c];
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double is = 1.0 / sqrt(dv[c] + (double)eps);
+        double gmul = gamma ? gamma->data[c] : 1.0, badd = beta ? beta->data[c] : 0.0;
+        dmean[c] = (float)dm[c];
+        invstd[c] = (float)is;
+        sc[c] = (float)(gmul * is);
+        sh[c] = (float)badd;
+    }
+    if (training && have_running) {
+        /* PyTorch's rule, unbiased variance for the running estimate. */
+        double unb = (double)M / (double)(M - 1), mo = momentum;
+        for (int64_t c = 0; c < C; c++) {
+            running_mean->data[c] = (float)((1.0 - mo) * running_mean->data[c] + mo * (shift[c] + dm[c]));
+            running_var->data[c] = (float)((1.0 - mo) * running_var->data[c] + mo * dv[c] * unb);
+        }
+    }
+    bn_apply(x->data, out->data, N, C, S, shift, dmean, sc, sh);
+    ss_tensor *in[3] = {x, gamma, beta};
+    ss_node *n = ss_record(g, "batch_norm", bn_backward, out, 3, in);
+    if (n) {
+        bn_saved *sv = ss_scratch_bytes(g, sizeof *sv);
+        if (!sv) return NULL;
+        sv->shift = shift;
+        sv->dmean = dmean;
+        sv->invstd = invstd;
+        n->saved = sv;
+        n->i[0] = batch;
+    }
+    return out;
+}

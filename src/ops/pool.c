@@ -1,0 +1,255 @@
+/* Pooling over NCHW planes: max pool (argmax saved for backward), average
+ * pool (count_include_pad = True), global average pool. Every loop runs in
+ * parallel over the N*C planes (static schedule, one plane per task), so the
+ * result does not depend on the thread count. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/graph_internal.h"
+
+#define PAR_MIN 32768 /* elements below which threads do not pay */
+
+typedef struct pool_geom {
+    int64_t planes, H, W, Ho, Wo, k, s, p;
+} pool_geom;
+
+static int pool_geometry(ss_graph *g, const char *op, const ss_tensor *x, int k, int s, int p, pool_geom *G)
+{
+    char s1[64];
+    if (x->ndim != 4)
+        return ss_op_error(g, op, "input %s is not [N,C,H,W]", ss_shape_str(x, s1, sizeof s1)), 0;
+    if (k < 1 || s < 1 || p < 0 || p > k / 2 || k > 255)
+        return ss_op_error(g, op, "kernel %d, stride %d, padding %d (expected 1 <= kernel <= 255, stride >= 1, "
+                                  "0 <= padding <= kernel/2)", k, s, p), 0;
+    G->planes = x->shape[0] * x->shape[1];
+    G->H = x->shape[2], G->W = x->shape[3];
+    G->k = k, G->s = s, G->p = p;
+    if (G->H + 2 * p < k || G->W + 2 * p < k)
+        return ss_op_error(g, op, "kernel %d does not fit input %s with padding %d", k,
+                           ss_shape_str(x, s1, sizeof s1), p), 0;
+    G->Ho = (G->H + 2 * p - k) / s + 1;
+    G->Wo = (G->W + 2 * p - k) / s + 1;
+    return 1;
+}
+
+/* ---- max pool ----------------------------------------------------------------
+ * x [N,C,H,W] -> [N,C,Ho,Wo]; saved: uint16 window-local argmax (ky*k + kx)
+ * per output. Padding acts as -inf; the first maximum in row-major window
+ * order wins; a NaN wins over numbers (as PyTorch). */
+static void maxpool_backward(ss_graph *g, ss_node *n)
+{
+    ss_tensor *x = n->in[0];
+    pool_geom G;
+    if (!pool_geometry(g, "max_pool2d", x, (int)n->i[0], (int)n->i[1], (int)n->i[2], &G)) return;
+    float *gx = ss_grad(g, x);
+    if (!gx) return;
+    const float *gy = n->out->grad;
+    const uint16_t *am = n->saved;
+    const int64_t H = G.H, W = G.W, Ho = G.Ho, Wo = G.Wo, k = G.k, s = G.s, p = G.p;
+    const int64_t HW = H * W, PO = Ho * Wo;
+#pragma omp parallel for schedule(static) if (G.planes * PO > PAR_MIN)
+    for (int64_t pl = 0; pl < G.planes; pl++) {
+        float *dx = gx + pl * HW;
+        const float *dy = gy + pl * PO;
+        const uint16_t *a = am + pl * PO;
+        if (k == 2 && s == 2 && p == 0) {
+            for (int64_t oy = 0; oy < Ho; oy++)
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                    int64_t j = oy * Wo + ox, w = a[j];
+                    dx[(2 * oy + (w >> 1)) * W + 2 * ox + (w & 1)] += dy[j];
+                }
+        } else {
+            for (int64_t oy = 0; oy < Ho; oy++)
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                    int64_t j = oy * Wo + ox, w = a[j];
+                    int64_t iy = oy * s - p + w / k, ix = ox * s - p + w % k;
+                    dx[iy * W + ix] += dy[j];
+                }
+        }
+    }
+}
+
+ss_tensor *ss_max_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
+{
+    SS_CHECK_IN1(g, x);
+    x = ss_contiguous(g, x);
+    if (!x) return NULL;
+    pool_geom G;
+    if (!pool_geometry(g, "max_pool2d", x, k, s, p, &G)) return NULL;
+    ss_tensor *out = ss_new4(g, x->shape[0], x->shape[1], G.Ho, G.Wo);
+    if (!out) return NULL;
+    const int64_t H = G.H, W = G.W, Ho = G.Ho, Wo = G.Wo, HW = H * W, PO = Ho * Wo;
+    int want = ss_needs_grad(g, 1, &x);
+    uint16_t *am = want ? ss_scratch_bytes(g, (size_t)(G.planes * PO) * sizeof(uint16_t) + 1) : NULL;
+    if (want && !am) return NULL;
+    const float *xd = x->data;
+    float *od = out->data;
+#pragma omp parallel for schedule(static) if (G.planes * PO > PAR_MIN)
+    for (int64_t pl = 0; pl < G.planes; pl++) {
+        const float *xp = xd + pl * HW;
+        float *op = od + pl * PO;
+        uint16_t *ap = am ? am + pl * PO : NULL;
+        if (k == 2 && s == 2 && p == 0) {
+            for (int64_t oy = 0; oy < Ho; oy++) {
+                const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
+                float *orow = op + oy * Wo;
+                uint16_t *arow = ap ? ap + oy * Wo : NULL;
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                    float m = r0[2 * ox], v;
+                    int w = 0;
+                    v = r0[2 * ox + 1];
+                    if (v > m || isnan(v)) m = v, w = 1;
+                    v = r1[2 * ox];
+                    if (v > m || isnan(v)) m = v, w = 2;
+                    v = r1[2 * ox + 1];
+                    if (v > m || isnan(v)) m = v, w = 3;
+                    orow[ox] = m;
+                    if (arow) arow[ox] = (uint16_t)w;
+                }
+            }
+        } else {
+            for (int64_t oy = 0; oy < Ho; oy++)
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                    float m = -INFINITY;
+                    int64_t best = -1;
+                    for (int64_t ky = 0; ky < k; ky++) {
+                        int64_t iy = oy * s - p + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int64_t kx = 0; kx < k; kx++) {
+                            int64_t ix = ox * s - p + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            float v = xp[iy * W + ix];
+                            if (best < 0 || v > m || isnan(v)) m = v, best = ky * k + kx;
+                        }
+                    }
+                    op[oy * Wo + ox] = m;
+                    if (ap) ap[oy * Wo + ox] = (uint16_t)best;
+                }
+        }
+    }
+    ss_node *n = ss_record(g, "max_pool2d", maxpool_backward, out, 1, &x);
+    if (n) {
+        n->i[0] = k;
+        n->i[1] = s;
+        n->i[2] = p;
+        n->saved = am;
+    }
+    return out;
+}
+
+/* ---- average pool ------------------------------------------------------------
+ * x [N,C,H,W] -> [N,C,Ho,Wo]; every window divides by k*k (padding counts as
+ * zeros; with floor output size no window reaches past the padding). */
+static void avgpool_backward(ss_graph *g, ss_node *n)
+{
+    ss_tensor *x = n->in[0];
+    pool_geom G;
+    if (!pool_geometry(g, "avg_pool2d", x, (int)n->i[0], (int)n->i[1], (int)n->i[2], &G)) return;
+    float *gx = ss_grad(g, x);
+    if (!gx) return;
+    const float *gy = n->out->grad;
+    const int64_t H = G.H, W = G.W, Ho = G.Ho, Wo = G.Wo, k = G.k, s = G.s, p = G.p;
+    const int64_t HW = H * W, PO = Ho * Wo;
+    const float inv = 1.0f / (float)(k * k);
+#pragma omp parallel for schedule(static) if (G.planes * PO > PAR_MIN)
+    for (int64_t pl = 0; pl < G.planes; pl++) {
+        float *dx = gx + pl * HW;
+        const float *dy = gy + pl * PO;
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                float d = dy[oy * Wo + ox] * inv;
+                for (int64_t ky = 0; ky < k; ky++) {
+                    int64_t iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int64_t kx = 0; kx < k; kx++) {
+                        int64_t ix = ox * s - p + kx;
+                        if (ix >= 0 && ix < W) dx[iy * W + ix] += d;
+                    }
+                }
+            }
+    }
+}
+
+ss_tensor *ss_avg_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
+{
+    SS_CHECK_IN1(g, x);
+    x = ss_contiguous(g, x);
+    if (!x) return NULL;
+    pool_geom G;
+    if (!pool_geometry(g, "avg_pool2d", x, k, s, p, &G)) return NULL;
+    ss_tensor *out = ss_new4(g, x->shape[0], x->shape[1], G.Ho, G.Wo);
+    if (!out) return NULL;
+    const int64_t H = G.H, W = G.W, Ho = G.Ho, Wo = G.Wo, HW = H * W, PO = Ho * Wo;
+    const float inv = 1.0f / (float)(k * k);
+    const float *xd = x->data;
+    float *od = out->data;
+#pragma omp parallel for schedule(static) if (G.planes * PO > PAR_MIN)
+    for (int64_t pl = 0; pl < G.planes; pl++) {
+        const float *xp = xd + pl * HW;
+        float *op = od + pl * PO;
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                float acc = 0.0f;
+                for (int64_t ky = 0; ky < k; ky++) {
+                    int64_t iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int64_t kx = 0; kx < k; kx++) {
+                        int64_t ix = ox * s - p + kx;
+                        if (ix >= 0 && ix < W) acc += xp[iy * W + ix];
+                    }
+                }
+                op[oy * Wo + ox] = acc * inv;
+            }
+    }
+    ss_node *n = ss_record(g, "avg_pool2d", avgpool_backward, out, 1, &x);
+    if (n) {
+        n->i[0] = k;
+        n->i[1] = s;
+        n->i[2] = p;
+    }
+    return out;
+}
+
+/* ---- global average pool: [N,C,H,W] -> [N,C] --------------------------------- */
+static void gap_backward(ss_graph *g, ss_node *n)
+{
+    ss_tensor *x = n->in[0];
+    float *gx = ss_grad(g, x);
+    if (!gx) return;
+    const float *gy = n->out->grad;
+    const int64_t planes = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
+    const float inv = HW ? 1.0f / (float)HW : 0.0f;
+#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float d = gy[pl] * inv;
+        float *dx = gx + pl * HW;
+        for (int64_t j = 0; j < HW; j++) dx[j] += d;
+    }
+}
+
+ss_tensor *ss_global_avg_pool(ss_graph *g, ss_tensor *x)
+{
+    SS_CHECK_IN1(g, x);
+    x = ss_contiguous(g, x);
+    if (!x) return NULL;
+    char s1[64];
+    if (x->ndim != 4 || x->shape[2] * x->shape[3] < 1)
+        return ss_op_error(g, "global_avg_pool", "input %s is not [N,C,H,W] with H*W >= 1",
+                           ss_shape_str(x, s1, sizeof s1));
+    ss_tensor *out = ss_new2(g, x->shape[0], x->shape[1]);
+    if (!out) return NULL;
+    const int64_t planes = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
+    const float *xd = x->data;
+    float *od = out->data;
+#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = xd + pl * HW;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t j = 0; j < HW; j++) acc += xp[j];
+        od[pl] = (float)(acc / (double)HW);
+    }
+    ss_record(g, "global_avg_pool", gap_backward, out, 1, &x);
+    return out;
+}
