@@ -13,6 +13,12 @@ extern "C" {
 void ss_set_threads(int n);
 int ss_get_threads(void);
 
+/* Floating-point operations done by the matrix-product kernels (matmul,
+ * linear, conv2d, attention; forward and backward) since the start: the
+ * "achieved GFLOP/s" of selfsup bench. Counted on the calling thread. */
+void ss_flops_add(double flops);
+double ss_flops_get(void);
+
 typedef struct ss_step_bench_result {
     double sec_per_step;   /* median over the measured steps */
     double items_per_step; /* images (or tokens) per step */

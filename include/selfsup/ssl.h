@@ -62,6 +62,22 @@ int ss_mae_random_mask(int64_t n, int L, float ratio, uint64_t seed, uint64_t st
 /* [N,C,H,W] -> [N, L, p*p*C] patches (row-major patches, pixels (i,j,c)). */
 void ss_patchify(const float *img, int64_t n, int c, int h, int w, int p, float *out);
 
+/* ---- text: masked-token prediction (BERT) on text-s ------------------------------- */
+/* Head: mlm_head.dense (D->D), GELU, mlm_head.norm, then the decoder tied to
+ * the token embedding table plus mlm_head.bias [V]. */
+typedef struct ss_mlm_head {
+    ss_linear_layer dense;
+    ss_norm_layer norm;
+    ss_tensor *bias, *table;
+    int dim, vocab;
+} ss_mlm_head;
+ss_status ss_mlm_head_init(ss_mlm_head *h, ss_params *p, const ss_encoder *text_encoder);
+/* Cross-entropy on the chosen tokens only (targets >= 0; -1 elsewhere):
+ * inputs/targets [n,t] from ss_mlm_mask. Logits are computed only for the
+ * chosen positions. */
+ss_tensor *ss_mlm_loss(ss_graph *g, const ss_mlm_head *h, const ss_model *m, const int32_t *inputs,
+                       const int32_t *targets, int64_t n, int t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,3 +18,7 @@ void ss_set_threads(int n)
 }
 
 int ss_get_threads(void) { return g_threads ? g_threads : omp_get_max_threads(); }
+
+static double g_flops = 0;
+void ss_flops_add(double f) { g_flops += f; }
+double ss_flops_get(void) { return g_flops; }

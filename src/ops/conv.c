@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "selfsup/runtime.h"
 #include "ops/conv_ref.h"
 
 #define CONV_CHUNK_DEFAULT ((int64_t)4 << 20) /* floats in the column buffer (16 MB) */
@@ -175,6 +176,7 @@ static void conv_backward(ss_graph *g, ss_node *n)
     float *col = (gw || gx) ? ss_scratch(g, CK * Bmax * P) : NULL;
     if (!dyt || ((gw || gx) && !col)) return;
     const float *gy = n->out->grad;
+    ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK * ((gw != NULL) + (gx != NULL)));
     for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {
         int64_t B = G.N - b0 < Bmax ? G.N - b0 : Bmax;
         int64_t BP = B * P;
@@ -244,6 +246,7 @@ ss_tensor *ss_conv2d(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b, int 
                 }
         }
     }
+    ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK);
     ss_tensor *in[3] = {x, w, b};
     ss_node *n = ss_record(g, "conv2d", conv_backward, out, b ? 3 : 2, in);
     if (n) {

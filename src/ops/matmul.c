@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "selfsup/runtime.h"
 
 /* ---- matmul ----------------------------------------------------------------
  * a: [batch..., M, K] ([.., K, M] if ta); b: [batch..., K, N] ([.., N, K] if tb)
@@ -15,6 +16,7 @@ static void matmul_backward(ss_graph *g, ss_node *n)
     int64_t batch = n->i[2], M = n->i[3], N = n->i[4], K = n->i[5];
     const float *gc = n->out->grad;
     int64_t sa = M * K, sb = shared ? 0 : K * N, sc = M * N;
+    ss_flops_add(2.0 * (double)batch * (double)M * (double)N * (double)K * (ss_req(a) + ss_req(b)));
     if (ss_req(a)) {
         float *ga = ss_grad(g, a);
         if (!ga) return;
@@ -101,6 +103,7 @@ ss_tensor *ss_matmul(ss_graph *g, ss_tensor *a, ss_tensor *b, int ta, int tb)
                         (int)N, (int)K, 1.0f, a->data + p * sa, ta ? (int)M : (int)K, b->data + p * sb,
                         tb ? (int)K : (int)N, 0.0f, out->data + p * sc, (int)N);
     }
+    ss_flops_add(2.0 * (double)batch * (double)M * (double)N * (double)K);
     ss_tensor *in[2] = {a, b};
     ss_node *n = ss_record(g, "matmul", matmul_backward, out, 2, in);
     if (n) {
@@ -122,6 +125,7 @@ static void linear_backward(ss_graph *g, ss_node *n)
     ss_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     int64_t R = n->i[0], IN = n->i[1], OUT = n->i[2];
     const float *go = n->out->grad;
+    ss_flops_add(2.0 * (double)R * (double)IN * (double)OUT * (ss_req(x) + ss_req(w)));
     if (ss_req(x)) {
         float *gx = ss_grad(g, x);
         if (!gx) return;
@@ -171,6 +175,7 @@ ss_tensor *ss_linear(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)OUT, (int)IN, 1.0f, x->data, (int)IN, w->data,
                 (int)IN, b ? 1.0f : 0.0f, out->data, (int)OUT);
+    ss_flops_add(2.0 * (double)R * (double)IN * (double)OUT);
     ss_tensor *in[3] = {x, w, b};
     ss_node *n = ss_record(g, "linear", linear_backward, out, b ? 3 : 2, in);
     if (n) {
