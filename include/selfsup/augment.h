@@ -7,7 +7,8 @@
  *
  * Pipeline syntax: ops separated by ',', each "name" or "name:args";
  * spaces around ops are ignored; "" or "none" is the empty pipeline.
- * Ranges are written LO-HI (both numbers required). Defaults follow
+ * Ranges are written LO-HI (both numbers required); every number must be
+ * finite with magnitude <= 1e6. Defaults follow
  * torchvision.transforms where an equivalent exists.
  *
  *   rrc:SMIN-SMAX[:RMIN-RMAX]  RandomResizedCrop: area fraction in
@@ -39,7 +40,7 @@
  *                              P (default 0.5, as RandomSolarize).
  *   erase[:P]                  RandomErasing, P default 0.5; scale
  *                              0.02-0.33, ratio 0.3-3.3, value 0 (black).
- *   norm:M/S                   (x-M)/S on every channel, or per channel
+ *   norm:M/S                   (x-M)/S on every channel (S >= 1e-6), or per channel
  *   norm:M1;M2;M3/S1;S2;S3     (';' between channels). Must come last: the
  *                              result is no longer in [0,1]. A 3-value norm
  *                              on a grey image uses the first value.

@@ -23,7 +23,11 @@
  * the border.
  *
  * Reproducibility: ss_corrupt_image seeds its generator from (seed, name,
- * severity, index), so a corrupted test set is the same bits every run.
+ * index), so a corrupted test set is the same bits every run. The severity
+ * is deliberately not part of the stream ("common random numbers"): one
+ * image gets the same noise pattern, blur angle, texture or light direction
+ * at every severity, and only the strength changes, so its distortion grows
+ * monotonically with severity.
  */
 #ifndef SELFSUP_CORRUPT_H
 #define SELFSUP_CORRUPT_H
@@ -55,7 +59,7 @@ const ss_corruption *ss_corruption_get(int i);
 const ss_corruption *ss_corruption_find(const char *name);
 
 /* Apply corruption `name` at `severity` (1..5) to image `index` of a set,
- * with the generator seeded from (seed, name, severity, index). Errors:
+ * with the generator seeded from (seed, name, index). Errors:
  * SS_ERR_INVALID unknown name (the message lists the known ones) or NULL
  * image, SS_ERR_RANGE severity outside 1..5, SS_ERR_SHAPE c not 1 or 3 or
  * a size outside 1..4096. */

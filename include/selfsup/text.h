@@ -115,7 +115,8 @@ const char *ss_tokenizer_token_bytes(const ss_tokenizer *t, int32_t id, size_t *
 
 /* Encode len bytes of text: writes up to max ids and returns the number of
  * ids the whole text needs (may exceed max; ids may be NULL when max is 0).
- * No special tokens are added. */
+ * No special tokens are added. Never fails on any input bytes; only when
+ * memory runs out it returns 0 and sets the error message. */
 int64_t ss_tokenizer_encode(const ss_tokenizer *t, const char *text, size_t len,
                             int32_t *ids, int64_t max);
 
@@ -154,7 +155,8 @@ typedef struct ss_textset {
  *   - a text file (optionally .gz): one sample per non-empty line;
  *   - a .csv / .tsv table (optionally .gz) as ss_textset_load_labelled
  *     reads it: its text column, one sample per row (labels dropped);
- *   - a folder, read recursively in sorted path order, skipping hidden
+ *   - a folder, read recursively (at each level its files sorted by name,
+ *     then its subfolders sorted by name), skipping hidden
  *     files and documentation (README*, PROVENANCE*, LICENSE*, COPYING*,
  *     *SUMS, *.md): each file is one sample.
  * With by_line != 0 every sample is further split into its non-empty lines

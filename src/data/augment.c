@@ -57,7 +57,7 @@ static const aug_info aug_table[] = {
     {"noise", AUG_NOISE, "noise:STD with STD >= 0"},
     {"solarize", AUG_SOLARIZE, "solarize:T[@P] with T and P in [0,1]"},
     {"erase", AUG_ERASE, "erase or erase:P with P in [0,1]"},
-    {"norm", AUG_NORM, "norm:M/S or norm:M1;M2;M3/S1;S2;S3 with S > 0"},
+    {"norm", AUG_NORM, "norm:M/S or norm:M1;M2;M3/S1;S2;S3 with S >= 1e-6"},
 };
 #define AUG_NTABLE ((int)(sizeof aug_table / sizeof aug_table[0]))
 
@@ -70,7 +70,7 @@ static int parse_num(const char **p, double *out)
     char *end;
     if (**p == '\0' || **p == ' ' || **p == '\t') return 0;
     double x = strtod(*p, &end);
-    if (end == *p || !isfinite(x)) return 0;
+    if (end == *p || !isfinite(x) || fabs(x) > 1e6) return 0; /* no op needs more */
     *p = end;
     *out = x;
     return 1;
@@ -175,7 +175,7 @@ static int parse_args(enum aug_kind kind, const char *args, aug_op *op)
         p++;
         if (!parse_list(&p, '\0', v + 3, &ns) || nm != ns || nm == 2) return 0;
         for (int i = 0; i < ns; i++)
-            if (!(v[3 + i] > 0)) return 0;
+            if (!(v[3 + i] >= 1e-6)) return 0;
         op->n = nm;
         return 1;
     }
