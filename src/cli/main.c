@@ -20,6 +20,7 @@ static const struct {
     {"pretrain", cmd_pretrain, "self-supervised pretraining: rotation, simclr, mae, byol, vicreg"},
     {"probe", cmd_probe, "linear probe on frozen features of a labelled subset"},
     {"knn", cmd_knn, "weighted k-NN (k=20, 200) on frozen features"},
+    {"robustness", cmd_robustness, "accuracy under lighting, background, noise, blur and digital corruptions"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a checkpoint"},
     {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
 };
