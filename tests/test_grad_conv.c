@@ -157,6 +157,10 @@ static void test_conv_vs_ref(void)
         {2, 1, 28, 28, 4, 3, 3, 1, 1, 1}, /* 28x28 */
         {4, 16, 7, 7, 8, 3, 3, 1, 1, 1},  /* deeper, 7x7 */
         {2, 2, 5, 5, 3, 4, 4, 2, 2, 1},   /* kernel 4 stride 2 pad 2 */
+        {2, 2, 7, 6, 3, 5, 5, 1, 2, 1},   /* kernel 5 pad 2 (same size) */
+        {2, 2, 1, 5, 3, 3, 3, 1, 1, 1},   /* H = 1 */
+        {2, 2, 5, 1, 3, 3, 3, 1, 1, 1},   /* W = 1 */
+        {2, 2, 4, 4, 3, 3, 3, 1, 2, 1},   /* pad larger than needed */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         conv_vs_ref(&cases[i], 0);
@@ -164,6 +168,13 @@ static void test_conv_vs_ref(void)
     }
     conv_case odd = {5, 3, 6, 6, 4, 3, 3, 1, 1, 1};
     conv_vs_ref(&odd, 3 * 9 * 36 * 2); /* chunks of 2 images, last chunk of 1 */
+    /* Enough chunks that each of 2 threads takes a range of images (per-thread
+     * dW/db partials); 9 images so the ranges are uneven. */
+    conv_case many = {9, 3, 10, 10, 5, 3, 3, 1, 1, 1};
+    conv_vs_ref(&many, 3 * 9 * 100 * 2);
+    conv_vs_ref(&many, 1);
+    conv_case many7 = {9, 8, 7, 7, 6, 3, 3, 2, 1, 1};
+    conv_vs_ref(&many7, 8 * 9 * 16 * 2);
 }
 
 /* ---- gradient checks ---------------------------------------------------------- */

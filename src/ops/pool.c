@@ -70,6 +70,44 @@ static void maxpool_backward(ss_graph *g, ss_node *n)
     }
 }
 
+/* 2x2 stride 2 window of rows r0, r1 (branch-free so it vectorises). The
+ * window order is (0,0) (0,1) (1,0) (1,1); a later value wins only when
+ * strictly greater, or NaN. */
+#define MP2_BODY                                                                          \
+    float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];  \
+    float m = v0;                                                                         \
+    int w = 0, t;                                                                         \
+    t = (v1 > m) | (v1 != v1);                                                            \
+    m = t ? v1 : m;                                                                       \
+    w = t ? 1 : w;                                                                        \
+    t = (v2 > m) | (v2 != v2);                                                            \
+    m = t ? v2 : m;                                                                       \
+    w = t ? 2 : w;                                                                        \
+    t = (v3 > m) | (v3 != v3);                                                            \
+    m = t ? v3 : m;                                                                       \
+    w = t ? 3 : w;
+
+static void maxpool2_row(const float *restrict r0, const float *restrict r1, float *restrict o,
+                         uint16_t *restrict a, int64_t Wo)
+{
+#pragma omp simd
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        MP2_BODY
+        o[ox] = m;
+        a[ox] = (uint16_t)w;
+    }
+}
+
+static void maxpool2_row_noidx(const float *restrict r0, const float *restrict r1, float *restrict o, int64_t Wo)
+{
+#pragma omp simd
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        MP2_BODY
+        (void)w;
+        o[ox] = m;
+    }
+}
+
 ss_tensor *ss_max_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
 {
     SS_CHECK_IN1(g, x);
@@ -93,20 +131,10 @@ ss_tensor *ss_max_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
         if (k == 2 && s == 2 && p == 0) {
             for (int64_t oy = 0; oy < Ho; oy++) {
                 const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
-                float *orow = op + oy * Wo;
-                uint16_t *arow = ap ? ap + oy * Wo : NULL;
-                for (int64_t ox = 0; ox < Wo; ox++) {
-                    float m = r0[2 * ox], v;
-                    int w = 0;
-                    v = r0[2 * ox + 1];
-                    if (v > m || isnan(v)) m = v, w = 1;
-                    v = r1[2 * ox];
-                    if (v > m || isnan(v)) m = v, w = 2;
-                    v = r1[2 * ox + 1];
-                    if (v > m || isnan(v)) m = v, w = 3;
-                    orow[ox] = m;
-                    if (arow) arow[ox] = (uint16_t)w;
-                }
+                if (ap)
+                    maxpool2_row(r0, r1, op + oy * Wo, ap + oy * Wo, Wo);
+                else
+                    maxpool2_row_noidx(r0, r1, op + oy * Wo, Wo);
             }
         } else {
             for (int64_t oy = 0; oy < Ho; oy++)
