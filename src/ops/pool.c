@@ -4,6 +4,9 @@
  * result does not depend on the thread count. */
 #include <math.h>
 #include <stdint.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "core/graph_internal.h"
@@ -90,12 +93,44 @@ static void maxpool_backward(ss_graph *g, ss_node *n)
 static void maxpool2_row(const float *restrict r0, const float *restrict r1, float *restrict o,
                          uint16_t *restrict a, int64_t Wo)
 {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* 16 outputs at a time: deinterleave even/odd columns of both rows, then
+     * the same compare sequence as MP2_BODY with masks (rows of 14 outputs
+     * are too short for the compiler's vector loop). */
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t ox = 0; ox < Wo; ox += 16) {
+        int64_t nleft = Wo - ox < 16 ? Wo - ox : 16;
+        __mmask16 mo = (__mmask16)((1u << nleft) - 1u);
+        __mmask16 mlo = (__mmask16)(nleft >= 8 ? 0xFFFFu : (1u << (2 * nleft)) - 1u);
+        __mmask16 mhi = (__mmask16)(nleft > 8 ? (1u << (2 * (nleft - 8))) - 1u : 0u);
+        __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+        __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+        __m512 v0 = _mm512_permutex2var_ps(a0, ev, a1), v1 = _mm512_permutex2var_ps(a0, od, a1);
+        __m512 v2 = _mm512_permutex2var_ps(b0, ev, b1), v3 = _mm512_permutex2var_ps(b0, od, b1);
+        __m512 m = v0;
+        __m512i w = _mm512_setzero_si512();
+        __mmask16 t;
+        t = _mm512_cmp_ps_mask(v1, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v1);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(1));
+        t = _mm512_cmp_ps_mask(v2, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v2);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(2));
+        t = _mm512_cmp_ps_mask(v3, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v3);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(3));
+        _mm512_mask_storeu_ps(o + ox, mo, m);
+        _mm256_mask_storeu_epi16(a + ox, mo, _mm512_cvtepi32_epi16(w));
+    }
+#else
 #pragma omp simd
     for (int64_t ox = 0; ox < Wo; ox++) {
         MP2_BODY
         o[ox] = m;
         a[ox] = (uint16_t)w;
     }
+#endif
 }
 
 static void maxpool2_row_noidx(const float *restrict r0, const float *restrict r1, float *restrict o, int64_t Wo)
