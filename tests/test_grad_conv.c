@@ -157,6 +157,10 @@ static void test_conv_vs_ref(void)
         {2, 1, 28, 28, 4, 3, 3, 1, 1, 1}, /* 28x28 */
         {4, 16, 7, 7, 8, 3, 3, 1, 1, 1},  /* deeper, 7x7 */
         {2, 2, 5, 5, 3, 4, 4, 2, 2, 1},   /* kernel 4 stride 2 pad 2 */
+        {2, 2, 7, 6, 3, 5, 5, 1, 2, 1},   /* kernel 5 pad 2 (same size) */
+        {2, 2, 1, 5, 3, 3, 3, 1, 1, 1},   /* H = 1 */
+        {2, 2, 5, 1, 3, 3, 3, 1, 1, 1},   /* W = 1 */
+        {2, 2, 4, 4, 3, 3, 3, 1, 2, 1},   /* pad larger than needed */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         conv_vs_ref(&cases[i], 0);
@@ -164,6 +168,13 @@ static void test_conv_vs_ref(void)
     }
     conv_case odd = {5, 3, 6, 6, 4, 3, 3, 1, 1, 1};
     conv_vs_ref(&odd, 3 * 9 * 36 * 2); /* chunks of 2 images, last chunk of 1 */
+    /* Enough chunks that each of 2 threads takes a range of images (per-thread
+     * dW/db partials); 9 images so the ranges are uneven. */
+    conv_case many = {9, 3, 10, 10, 5, 3, 3, 1, 1, 1};
+    conv_vs_ref(&many, 3 * 9 * 100 * 2);
+    conv_vs_ref(&many, 1);
+    conv_case many7 = {9, 8, 7, 7, 6, 3, 3, 2, 1, 1};
+    conv_vs_ref(&many7, 8 * 9 * 16 * 2);
 }
 
 /* ---- gradient checks ---------------------------------------------------------- */
@@ -363,6 +374,41 @@ static void test_pool_exact(void)
     CHECK(y && fabsf(y->data[0] - 13.0f / 9) < 1e-6f && fabsf(y->data[5] - 32.0f / 9) < 1e-6f);
     ss_tensor *gp = ss_global_avg_pool(g, x);
     CHECK(gp && gp->ndim == 2 && gp->shape[0] == 1 && gp->shape[1] == 1 && gp->data[0] == 53.0f / 16);
+    /* 2x2 fast path on long rows (19 outputs: a full and a partial vector
+     * block) with many ties and a NaN, against naive loops. */
+    ss_graph_reset(g);
+    {
+        int64_t sl[4] = {2, 3, 40, 38}, n = 2 * 3 * 40 * 38;
+        float *v = malloc((size_t)n * sizeof(float));
+        gc_fill(v, n, 0, 4, 55);
+        for (int64_t i = 0; i < n; i++) v[i] = floorf(v[i]); /* values 0..3: ties */
+        v[5 * 38 + 7] = NAN;
+        ss_tensor *xl = leaf(g, 4, sl, v, 1);
+        ss_tensor *yl = ss_max_pool2d(g, xl, 2, 2, 0);
+        CHECK_OK(ss_backward(g, ss_sum_all(g, yl)));
+        int bad = 0;
+        float *gref = calloc((size_t)n, sizeof(float));
+        for (int64_t pl = 0; pl < 6; pl++)
+            for (int64_t oy = 0; oy < 20; oy++)
+                for (int64_t ox = 0; ox < 19; ox++) {
+                    int64_t best = -1;
+                    float m = 0;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++) {
+                            int64_t i = pl * 1520 + (2 * oy + dy) * 38 + 2 * ox + dx;
+                            if (best < 0 || v[i] > m || isnan(v[i])) m = v[i], best = i;
+                        }
+                    float got = yl->data[(pl * 20 + oy) * 19 + ox];
+                    bad += !(got == m || (isnan(got) && isnan(m)));
+                    gref[best] += 1.0f;
+                }
+        CHECK_MSG(bad == 0, "max_pool 2x2 long rows: %d outputs differ", bad);
+        CHECK(memcmp(gref, xl->grad, (size_t)n * sizeof(float)) == 0);
+        free(gref);
+        free(v);
+    }
+    ss_graph_reset(g);
+    x = leaf(g, 4, sx, xv, 0);
     /* Errors. */
     CHECK(ss_max_pool2d(g, x, 2, 2, 2) == NULL); /* padding > kernel/2 */
     CHECK(strstr(ss_graph_errmsg(g), "max_pool2d: kernel 2, stride 2, padding 2") != NULL);

@@ -1,33 +1,42 @@
 /* 2-D convolution (NCHW), forward and backward, by im2col + CBLAS sgemm.
  *
- * The batch is processed in chunks of B images whose column matrix fits a
- * fixed budget (16 MB by default). For one chunk:
+ * The batch is processed in chunks of B images (B*Ho*Wo ~ 1024 GEMM columns,
+ * column buffer <= 2 MB so it stays in cache). For one chunk:
  *
  *   col [CK, B*P]   CK = C*kh*kw rows (c, ky, kx), P = Ho*Wo; column (b, oy, ox)
  *                   holds x[b, c, oy*s - pad + ky, ox*s - pad + kx] (0 outside)
  *   Y   [O, B*P]  = W [O, CK] · col            (one GEMM for the chunk)
- *   out [b, o, :] = Y[o, b*P : (b+1)*P] + bias[o]   (block copy)
+ *   out [b, o, :] = Y[o, b*P : (b+1)*P] + bias[o]   (block copy; when B == 1
+ *                   the GEMM writes straight into out)
  *
  * Backward, per chunk, with dYt [O, B*P] the chunk's dy in the same layout:
  *   db  += row sums of dYt
  *   dW  += dYt · col^T                   (col recomputed, not saved)
  *   dcol = W^T · dYt, then col2im adds dcol into dx.
  *
+ * Threads: with enough chunks (>= 2 per thread) each thread takes a
+ * contiguous range of images and runs im2col + single-threaded GEMMs on its
+ * own scratch (OpenBLAS runs one thread inside an OpenMP region); dW and db
+ * go to per-thread partials that are added in thread order. With few chunks
+ * the chunks run one after another with threaded GEMMs and loops instead.
+ *
  * Determinism: every parallel loop writes disjoint outputs (im2col rows,
- * dx planes, bias entries) and sums in a fixed order; GEMM accumulates dW
- * chunk after chunk. Same thread count => same bits.
+ * dx planes, bias entries) and sums in a fixed order, so the same thread
+ * count gives the same bits.
  *
  * A naive direct-loop reference (ss_conv2d_reference_*) is kept at the end of
  * this file; tests/test_grad_conv.c compares the fast path with it. */
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/graph_internal.h"
 #include "selfsup/runtime.h"
 #include "ops/conv_ref.h"
 
-#define CONV_CHUNK_DEFAULT ((int64_t)4 << 20) /* floats in the column buffer (16 MB) */
+#define CONV_CHUNK_DEFAULT ((int64_t)1 << 19) /* floats in one column buffer (2 MB) */
+#define CONV_COLS 1024                        /* GEMM columns (images*Ho*Wo) aimed for per chunk */
 #define PAR_MIN 32768                         /* elements below which threads do not pay */
 
 static int64_t conv_chunk_floats = CONV_CHUNK_DEFAULT;
@@ -73,6 +82,21 @@ static void im2col(const conv_geom *G, const float *x, int64_t B, float *col)
             valid_range(H, ky, s, p, Ho, &ylo, &yhi);
             valid_range(W, kx, s, p, Wo, &xlo, &xhi);
             if (ylo > 0) memset(dst, 0, (size_t)(ylo * Wo) * sizeof(float));
+            if (s == 1 && Wo == W && yhi > ylo) {
+                /* Same width: the valid rows are one shifted block of the
+                 * plane; copy it whole, then zero the wrapped columns. */
+                int64_t off = (ylo - p + ky) * W + kx - p, n = (yhi - ylo) * W;
+                int64_t j0 = off < 0 ? -off : 0, j1 = H * W - off < n ? H * W - off : n;
+                float *d = dst + ylo * W;
+                memcpy(d + j0, xp + off + j0, (size_t)(j1 - j0) * sizeof(float));
+                if (xlo > 0 || xhi < W)
+                    for (int64_t oy = 0; oy < yhi - ylo; oy++) {
+                        for (int64_t ox = 0; ox < xlo; ox++) d[oy * W + ox] = 0.0f;
+                        for (int64_t ox = xhi; ox < W; ox++) d[oy * W + ox] = 0.0f;
+                    }
+                if (yhi < Ho) memset(dst + yhi * Wo, 0, (size_t)((Ho - yhi) * Wo) * sizeof(float));
+                continue;
+            }
             for (int64_t oy = ylo; oy < yhi; oy++) {
                 const float *src = xp + (oy * s - p + ky) * W + kx - p;
                 float *d = dst + oy * Wo;
@@ -80,6 +104,7 @@ static void im2col(const conv_geom *G, const float *x, int64_t B, float *col)
                 if (s == 1) {
                     memcpy(d + xlo, src + xlo, (size_t)(xhi - xlo) * sizeof(float));
                 } else {
+#pragma omp simd
                     for (int64_t ox = xlo; ox < xhi; ox++) d[ox] = src[ox * s];
                 }
                 for (int64_t ox = xhi; ox < Wo; ox++) d[ox] = 0.0f;
@@ -88,8 +113,9 @@ static void im2col(const conv_geom *G, const float *x, int64_t B, float *col)
         }
 }
 
-/* dx[bi, c] += the entries of dcol that came from it (one plane per task). */
-static void col2im_add(const conv_geom *G, const float *dcol, int64_t B, float *dx)
+/* dx[bi, c] += the entries of dcol that came from it (one plane per task).
+ * dcol is scratch: the same-width path zeroes its wrapped columns. */
+static void col2im_add(const conv_geom *G, float *dcol, int64_t B, float *dx)
 {
     const int64_t C = G->C, H = G->H, W = G->W, kh = G->kh, kw = G->kw, s = G->s, p = G->p;
     const int64_t Ho = G->Ho, Wo = G->Wo, P = G->P;
@@ -100,16 +126,36 @@ static void col2im_add(const conv_geom *G, const float *dcol, int64_t B, float *
             for (int64_t ky = 0; ky < kh; ky++)
                 for (int64_t kx = 0; kx < kw; kx++) {
                     int64_t r = (c * kh + ky) * kw + kx;
-                    const float *src = dcol + (r * B + bi) * P;
+                    float *src = dcol + (r * B + bi) * P;
                     int64_t ylo, yhi, xlo, xhi;
                     valid_range(H, ky, s, p, Ho, &ylo, &yhi);
                     valid_range(W, kx, s, p, Wo, &xlo, &xhi);
+                    if (s == 1 && Wo == W) {
+                        /* One contiguous add of the shifted block (see im2col);
+                         * the wrapped columns of dcol are zeroed first. */
+                        if (yhi <= ylo) continue;
+                        int64_t off = (ylo - p + ky) * W + kx - p, n = (yhi - ylo) * W;
+                        int64_t j0 = off < 0 ? -off : 0, j1 = H * W - off < n ? H * W - off : n;
+                        float *sr = src + ylo * W;
+                        if (xlo > 0 || xhi < W)
+                            for (int64_t oy = 0; oy < yhi - ylo; oy++) {
+                                for (int64_t ox = 0; ox < xlo; ox++) sr[oy * W + ox] = 0.0f;
+                                for (int64_t ox = xhi; ox < W; ox++) sr[oy * W + ox] = 0.0f;
+                            }
+                        float *d = xp + off + j0;
+                        sr += j0;
+#pragma omp simd
+                        for (int64_t j = 0; j < j1 - j0; j++) d[j] += sr[j];
+                        continue;
+                    }
                     for (int64_t oy = ylo; oy < yhi; oy++) {
                         float *d = xp + (oy * s - p + ky) * W + kx - p;
                         const float *sr = src + oy * Wo;
                         if (s == 1) {
+#pragma omp simd
                             for (int64_t ox = xlo; ox < xhi; ox++) d[ox] += sr[ox];
                         } else {
+#pragma omp simd
                             for (int64_t ox = xlo; ox < xhi; ox++) d[ox * s] += sr[ox];
                         }
                     }
@@ -147,19 +193,105 @@ static int conv_geometry(ss_graph *g, const ss_tensor *x, const ss_tensor *w, co
     G->Wo = (G->W + 2 * G->p - G->kw) / G->s + 1;
     G->P = G->Ho * G->Wo;
     G->CK = G->C * G->kh * G->kw;
-    if (G->CK > INT_MAX || G->P > INT_MAX || G->O > INT_MAX || G->CK * G->P > ((int64_t)1 << 40)) {
+    if (G->CK > INT_MAX || G->P > INT_MAX || G->O > INT_MAX || G->CK * G->P > ((int64_t)1 << 40) ||
+        G->O * G->P > ((int64_t)1 << 40)) {
         ss_op_error(g, "conv2d", "sizes too large (C*kh*kw = %lld, output plane %lld)", (long long)G->CK,
                     (long long)G->P);
         return 0;
     }
-    int64_t per = G->CK * G->P;
-    if (G->O * G->P > per) per = G->O * G->P; /* the Y buffer shares the budget's chunking */
-    int64_t B = per ? conv_chunk_floats / per : G->N;
-    if (B < 1) B = 1;
+    /* Aim for CONV_COLS GEMM columns per chunk, within the column budget. */
+    int64_t B = (CONV_COLS + G->P - 1) / G->P;
+    int64_t per = G->CK > G->O ? G->CK * G->P : G->O * G->P;
+    int64_t cap = per ? conv_chunk_floats / per : B;
+    if (B > cap) B = cap;
     if (B > G->N) B = G->N;
+    if (B < 1) B = 1;
     while (B > 1 && B * G->P > INT_MAX) B /= 2;
     G->B = B;
     return 1;
+}
+
+/* Threads to split the batch over (0: one chunk at a time, threads inside
+ * im2col and the GEMM instead). Splitting needs a few chunks per thread. */
+static int conv_threads(const conv_geom *G)
+{
+    int T = omp_get_max_threads();
+    if (T <= 1 || omp_in_parallel()) return 0;
+    int64_t chunks = (G->N + G->B - 1) / G->B;
+    if (chunks < 2 * (int64_t)T) return 0;
+    return T;
+}
+
+/* out[B images] = W · im2col(x) + bias. col: CK*B*P floats; y: O*B*P (B > 1). */
+static void conv_fwd_chunk(const conv_geom *G, const float *x, const float *w, const float *bias, int64_t B,
+                           float *col, float *y, float *out)
+{
+    const int64_t O = G->O, P = G->P, CK = G->CK, BP = B * P;
+    im2col(G, x, B, col);
+    if (B == 1) {
+        /* out[O, P] = W[O, CK] · col[CK, P] directly. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)P, (int)CK, 1.0f, w, (int)CK, col,
+                    (int)P, 0.0f, out, (int)P);
+        if (bias)
+            for (int64_t o = 0; o < O; o++) {
+                float bv = bias[o], *d = out + o * P;
+#pragma omp simd
+                for (int64_t j = 0; j < P; j++) d[j] += bv;
+            }
+        return;
+    }
+    /* Y[O, BP] = W[O, CK] · col[CK, BP]; out[bi, o, :] = Y[o, bi, :] + bias[o] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)BP, (int)CK, 1.0f, w, (int)CK, col, (int)BP,
+                0.0f, y, (int)BP);
+#pragma omp parallel for collapse(2) schedule(static) if (O * BP > PAR_MIN)
+    for (int64_t bi = 0; bi < B; bi++)
+        for (int64_t o = 0; o < O; o++) {
+            const float *src = y + (o * B + bi) * P;
+            float *dst = out + (bi * O + o) * P;
+            float bv = bias ? bias[o] : 0.0f;
+#pragma omp simd
+            for (int64_t j = 0; j < P; j++) dst[j] = src[j] + bv;
+        }
+}
+
+/* Gradients of one chunk of B images. gy: dy of the chunk [B, O, P]; dyt:
+ * O*B*P scratch (B > 1); col: CK*B*P scratch. gw, gb, gx may be NULL; gw/gb
+ * are accumulated (+=), gx (the chunk's dx) too. */
+static void conv_bwd_chunk(const conv_geom *G, const float *x, const float *w, const float *gy, int64_t B,
+                           float *col, float *dyt, float *gx, float *gw, float *gb)
+{
+    const int64_t O = G->O, P = G->P, CK = G->CK, BP = B * P;
+    const float *d = gy;
+    if (B > 1) {
+        /* dYt[o, bi, :] = dy[bi, o, :] */
+#pragma omp parallel for collapse(2) schedule(static) if (O * BP > PAR_MIN)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t bi = 0; bi < B; bi++)
+                memcpy(dyt + (o * B + bi) * P, gy + (bi * O + o) * P, (size_t)P * sizeof(float));
+        d = dyt;
+    }
+    if (gb) {
+#pragma omp parallel for schedule(static) if (O * BP > PAR_MIN)
+        for (int64_t o = 0; o < O; o++) {
+            const float *r = d + o * BP;
+            double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t j = 0; j < BP; j++) acc += r[j];
+            gb[o] += (float)acc;
+        }
+    }
+    if (gw) {
+        im2col(G, x, B, col);
+        /* dW[O, CK] += dYt[O, BP] · col[CK, BP]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)O, (int)CK, (int)BP, 1.0f, d, (int)BP, col,
+                    (int)BP, 1.0f, gw, (int)CK);
+    }
+    if (gx) {
+        /* dcol[CK, BP] = W[O, CK]^T · dYt[O, BP] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CK, (int)BP, (int)O, 1.0f, w, (int)CK, d, (int)BP,
+                    0.0f, col, (int)BP);
+        col2im_add(G, col, B, gx);
+    }
 }
 
 static void conv_backward(ss_graph *g, ss_node *n)
@@ -171,42 +303,49 @@ static void conv_backward(ss_graph *g, ss_node *n)
     float *gw = ss_req(w) ? ss_grad(g, w) : NULL;
     float *gb = (b && ss_req(b)) ? ss_grad(g, b) : NULL;
     if ((ss_req(x) && !gx) || (ss_req(w) && !gw) || (b && ss_req(b) && !gb)) return;
-    const int64_t O = G.O, P = G.P, CK = G.CK, Bmax = G.B;
-    float *dyt = ss_scratch(g, O * Bmax * P);
-    float *col = (gw || gx) ? ss_scratch(g, CK * Bmax * P) : NULL;
-    if (!dyt || ((gw || gx) && !col)) return;
+    if (G.N == 0) return;
+    const int64_t O = G.O, P = G.P, CK = G.CK, Bmax = G.B, img_x = G.C * G.H * G.W, img_y = O * P;
     const float *gy = n->out->grad;
     ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK * ((gw != NULL) + (gx != NULL)));
-    for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {
-        int64_t B = G.N - b0 < Bmax ? G.N - b0 : Bmax;
-        int64_t BP = B * P;
-        /* dYt[o, bi, :] = dy[b0 + bi, o, :] */
-#pragma omp parallel for collapse(2) schedule(static) if (O * BP > PAR_MIN)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t bi = 0; bi < B; bi++)
-                memcpy(dyt + (o * B + bi) * P, gy + ((b0 + bi) * O + o) * P, (size_t)P * sizeof(float));
-        if (gb) {
-#pragma omp parallel for schedule(static) if (O * BP > PAR_MIN)
-            for (int64_t o = 0; o < O; o++) {
-                const float *r = dyt + o * BP;
-                double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-                for (int64_t j = 0; j < BP; j++) acc += r[j];
-                gb[o] += (float)acc;
-            }
+    const int64_t ncol = CK * Bmax * P, ndyt = Bmax > 1 ? O * Bmax * P : 0;
+    int T = conv_threads(&G);
+    if (!T) {
+        float *col = ss_scratch(g, ncol), *dyt = ndyt ? ss_scratch(g, ndyt) : NULL;
+        if (!col || (ndyt && !dyt)) return;
+        for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {
+            int64_t B = G.N - b0 < Bmax ? G.N - b0 : Bmax;
+            conv_bwd_chunk(&G, x->data + b0 * img_x, w->data, gy + b0 * img_y, B, col, dyt,
+                           gx ? gx + b0 * img_x : NULL, gw, gb);
         }
-        if (gw) {
-            im2col(&G, x->data + b0 * G.C * G.H * G.W, B, col);
-            /* dW[O, CK] += dYt[O, BP] · col[CK, BP]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)O, (int)CK, (int)BP, 1.0f, dyt, (int)BP,
-                        col, (int)BP, 1.0f, gw, (int)CK);
+        return;
+    }
+    /* Each thread takes a contiguous range of images; dW and db go to
+     * per-thread partials summed in thread order afterwards. */
+    const int64_t npart = (gw ? O * CK : 0) + (gb ? O : 0);
+    const int64_t per = ncol + ndyt + npart;
+    float *scr = ss_scratch(g, per * T);
+    if (!scr) return;
+    int used = T;
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        used = nt;
+        float *col = scr + t * per, *dyt = col + ncol, *pw = dyt + ndyt, *pb = pw + (gw ? O * CK : 0);
+        if (npart) memset(pw, 0, (size_t)npart * sizeof(float));
+        int64_t lo = G.N * t / nt, hi = G.N * (t + 1) / nt;
+        for (int64_t b0 = lo; b0 < hi; b0 += Bmax) {
+            int64_t B = hi - b0 < Bmax ? hi - b0 : Bmax;
+            conv_bwd_chunk(&G, x->data + b0 * img_x, w->data, gy + b0 * img_y, B, col, dyt,
+                           gx ? gx + b0 * img_x : NULL, gw ? pw : NULL, gb ? pb : NULL);
         }
-        if (gx) {
-            /* dcol[CK, BP] = W[O, CK]^T · dYt[O, BP] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CK, (int)BP, (int)O, 1.0f, w->data, (int)CK,
-                        dyt, (int)BP, 0.0f, col, (int)BP);
-            col2im_add(&G, col, B, gx + b0 * G.C * G.H * G.W);
-        }
+    }
+    for (int t = 0; t < used; t++) {
+        const float *pw = scr + t * per + ncol + ndyt, *pb = pw + (gw ? O * CK : 0);
+        if (gw)
+            for (int64_t i = 0; i < O * CK; i++) gw[i] += pw[i];
+        if (gb)
+            for (int64_t o = 0; o < O; o++) gb[o] += pb[o];
     }
 }
 
@@ -220,33 +359,35 @@ ss_tensor *ss_conv2d(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b, int 
     if (!x || !w || (b_in && !b)) return NULL;
     conv_geom G;
     if (!conv_geometry(g, x, w, b, stride, pad, &G)) return NULL;
-    const int64_t O = G.O, P = G.P, CK = G.CK, Bmax = G.B;
+    const int64_t O = G.O, P = G.P, CK = G.CK, Bmax = G.B, img_x = G.C * G.H * G.W, img_y = O * P;
     ss_tensor *out = ss_new4(g, G.N, O, G.Ho, G.Wo);
     if (!out) return NULL;
-    if (G.N > 0) {
-        float *col = ss_scratch(g, CK * Bmax * P);
-        float *y = ss_scratch(g, O * Bmax * P);
-        if (!col || !y) return NULL;
-        const float *bias = b ? b->data : NULL;
+    const float *bias = b ? b->data : NULL;
+    const int64_t ncol = CK * Bmax * P, ny = Bmax > 1 ? O * Bmax * P : 0;
+    int T = conv_threads(&G);
+    if (G.N > 0 && !T) {
+        float *col = ss_scratch(g, ncol), *y = ny ? ss_scratch(g, ny) : NULL;
+        if (!col || (ny && !y)) return NULL;
         for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {
             int64_t B = G.N - b0 < Bmax ? G.N - b0 : Bmax;
-            int64_t BP = B * P;
-            im2col(&G, x->data + b0 * G.C * G.H * G.W, B, col);
-            /* Y[O, BP] = W[O, CK] · col[CK, BP] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)BP, (int)CK, 1.0f, w->data,
-                        (int)CK, col, (int)BP, 0.0f, y, (int)BP);
-            float *od = out->data + b0 * O * P;
-#pragma omp parallel for collapse(2) schedule(static) if (O * BP > PAR_MIN)
-            for (int64_t bi = 0; bi < B; bi++)
-                for (int64_t o = 0; o < O; o++) {
-                    const float *src = y + (o * B + bi) * P;
-                    float *dst = od + (bi * O + o) * P;
-                    float bv = bias ? bias[o] : 0.0f;
-                    for (int64_t j = 0; j < P; j++) dst[j] = src[j] + bv;
-                }
+            conv_fwd_chunk(&G, x->data + b0 * img_x, w->data, bias, B, col, y, out->data + b0 * img_y);
+        }
+    } else if (G.N > 0) {
+        const int64_t per = ncol + ny;
+        float *scr = ss_scratch(g, per * T);
+        if (!scr) return NULL;
+#pragma omp parallel num_threads(T)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            float *col = scr + t * per, *y = col + ncol;
+            int64_t lo = G.N * t / nt, hi = G.N * (t + 1) / nt;
+            for (int64_t b0 = lo; b0 < hi; b0 += Bmax) {
+                int64_t B = hi - b0 < Bmax ? hi - b0 : Bmax;
+                conv_fwd_chunk(&G, x->data + b0 * img_x, w->data, bias, B, col, y, out->data + b0 * img_y);
+            }
         }
     }
-    ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK);
+    ss_flops_add(2.0 * (double)G.N * (double)G.P * (double)G.O * (double)G.CK);
     ss_tensor *in[3] = {x, w, b};
     ss_node *n = ss_record(g, "conv2d", conv_backward, out, b ? 3 : 2, in);
     if (n) {

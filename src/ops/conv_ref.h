@@ -20,7 +20,7 @@ void ss_conv2d_reference_backward(const float *x, const float *w, const float *d
 
 /* Test hook: the im2col column buffer's budget in floats (the batch is
  * processed in chunks of images whose columns fit; at least one image per
- * chunk). n <= 0 restores the default (4M floats = 16 MB). */
+ * chunk). n <= 0 restores the default (512K floats = 2 MB). */
 void ss_conv2d_set_chunk_floats(int64_t n);
 
 #endif

@@ -145,11 +145,11 @@ static ss_tensor *binary(ss_graph *g, ss_tensor *a, ss_tensor *b, int op)
     const float *ad = a->data, *bd = b->data;
     int64_t N = out->numel;
     if (ss_shape_equal(a, b)) {
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = apply_bin(op, ad[i], bd[i]);
     } else if (b->numel == 1 && a->numel == N) {
         float y = bd[0];
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = apply_bin(op, ad[i], y);
     } else {
         BCAST_LOOP(&bc, { o[io] = apply_bin(op, ad[ia], bd[ib]); });
@@ -182,15 +182,15 @@ static void unary_backward(ss_graph *g, ss_node *n)
     float s = n->f[0];
     switch ((int)n->i[0]) {
     case U_SCALE:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += s * go[i];
         break;
     case U_ADDS:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += go[i];
         break;
     case U_RELU:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += xd[i] > 0.0f ? go[i] : 0.0f;
         break;
     case U_GELU:
@@ -204,11 +204,11 @@ static void unary_backward(ss_graph *g, ss_node *n)
         }
         break;
     case U_SIGMOID:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += go[i] * yd[i] * (1.0f - yd[i]);
         break;
     case U_TANH:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) gx[i] += go[i] * (1.0f - yd[i] * yd[i]);
         break;
     case U_SQRT:
@@ -231,15 +231,15 @@ static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
     int64_t N = x->numel;
     switch (op) {
     case U_SCALE:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = s * xd[i];
         break;
     case U_ADDS:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = xd[i] + s;
         break;
     case U_RELU:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
         break;
     case U_GELU:

@@ -4,6 +4,9 @@
  * result does not depend on the thread count. */
 #include <math.h>
 #include <stdint.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "core/graph_internal.h"
@@ -70,6 +73,76 @@ static void maxpool_backward(ss_graph *g, ss_node *n)
     }
 }
 
+/* 2x2 stride 2 window of rows r0, r1 (branch-free so it vectorises). The
+ * window order is (0,0) (0,1) (1,0) (1,1); a later value wins only when
+ * strictly greater, or NaN. */
+#define MP2_BODY                                                                          \
+    float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];  \
+    float m = v0;                                                                         \
+    int w = 0, t;                                                                         \
+    t = (v1 > m) | (v1 != v1);                                                            \
+    m = t ? v1 : m;                                                                       \
+    w = t ? 1 : w;                                                                        \
+    t = (v2 > m) | (v2 != v2);                                                            \
+    m = t ? v2 : m;                                                                       \
+    w = t ? 2 : w;                                                                        \
+    t = (v3 > m) | (v3 != v3);                                                            \
+    m = t ? v3 : m;                                                                       \
+    w = t ? 3 : w;
+
+static void maxpool2_row(const float *restrict r0, const float *restrict r1, float *restrict o,
+                         uint16_t *restrict a, int64_t Wo)
+{
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* 16 outputs at a time: deinterleave even/odd columns of both rows, then
+     * the same compare sequence as MP2_BODY with masks (rows of 14 outputs
+     * are too short for the compiler's vector loop). */
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t ox = 0; ox < Wo; ox += 16) {
+        int64_t nleft = Wo - ox < 16 ? Wo - ox : 16;
+        __mmask16 mo = (__mmask16)((1u << nleft) - 1u);
+        __mmask16 mlo = (__mmask16)(nleft >= 8 ? 0xFFFFu : (1u << (2 * nleft)) - 1u);
+        __mmask16 mhi = (__mmask16)(nleft > 8 ? (1u << (2 * (nleft - 8))) - 1u : 0u);
+        __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+        __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+        __m512 v0 = _mm512_permutex2var_ps(a0, ev, a1), v1 = _mm512_permutex2var_ps(a0, od, a1);
+        __m512 v2 = _mm512_permutex2var_ps(b0, ev, b1), v3 = _mm512_permutex2var_ps(b0, od, b1);
+        __m512 m = v0;
+        __m512i w = _mm512_setzero_si512();
+        __mmask16 t;
+        t = _mm512_cmp_ps_mask(v1, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v1);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(1));
+        t = _mm512_cmp_ps_mask(v2, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v2);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(2));
+        t = _mm512_cmp_ps_mask(v3, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, t, v3);
+        w = _mm512_mask_mov_epi32(w, t, _mm512_set1_epi32(3));
+        _mm512_mask_storeu_ps(o + ox, mo, m);
+        _mm256_mask_storeu_epi16(a + ox, mo, _mm512_cvtepi32_epi16(w));
+    }
+#else
+#pragma omp simd
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        MP2_BODY
+        o[ox] = m;
+        a[ox] = (uint16_t)w;
+    }
+#endif
+}
+
+static void maxpool2_row_noidx(const float *restrict r0, const float *restrict r1, float *restrict o, int64_t Wo)
+{
+#pragma omp simd
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        MP2_BODY
+        (void)w;
+        o[ox] = m;
+    }
+}
+
 ss_tensor *ss_max_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
 {
     SS_CHECK_IN1(g, x);
@@ -93,20 +166,10 @@ ss_tensor *ss_max_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
         if (k == 2 && s == 2 && p == 0) {
             for (int64_t oy = 0; oy < Ho; oy++) {
                 const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
-                float *orow = op + oy * Wo;
-                uint16_t *arow = ap ? ap + oy * Wo : NULL;
-                for (int64_t ox = 0; ox < Wo; ox++) {
-                    float m = r0[2 * ox], v;
-                    int w = 0;
-                    v = r0[2 * ox + 1];
-                    if (v > m || isnan(v)) m = v, w = 1;
-                    v = r1[2 * ox];
-                    if (v > m || isnan(v)) m = v, w = 2;
-                    v = r1[2 * ox + 1];
-                    if (v > m || isnan(v)) m = v, w = 3;
-                    orow[ox] = m;
-                    if (arow) arow[ox] = (uint16_t)w;
-                }
+                if (ap)
+                    maxpool2_row(r0, r1, op + oy * Wo, ap + oy * Wo, Wo);
+                else
+                    maxpool2_row_noidx(r0, r1, op + oy * Wo, Wo);
             }
         } else {
             for (int64_t oy = 0; oy < Ho; oy++)

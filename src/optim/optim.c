@@ -97,7 +97,7 @@ void ss_opt_step(ss_optimizer *o, float lr)
             float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
             float step = (float)(plr / bc1), inv_bc2 = (float)(1.0 / sqrt(bc2));
             float shrink = 1.0f - plr * wd;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 65536)
             for (int64_t k = 0; k < n; k++) {
                 float gk = gr[k];
                 m1[k] = b1 * m1[k] + (1.0f - b1) * gk;
