@@ -365,6 +365,48 @@ static void test_validation(void)
     }
 }
 
+/* Header with n metadata keys and n one-byte tensors stored in reverse
+ * order; with dup, the last key repeats the first one. */
+static unsigned char *many_file(int n, int dup, size_t *size)
+{
+    size_t cap = (size_t)n * 80 + 64, o = 0;
+    char *h = malloc(cap);
+    o += (size_t)snprintf(h + o, cap - o, "{\"__metadata__\":{");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(h + o, cap - o, "%s\"k%d\":\"v\"", i ? "," : "",
+                              dup && i == n - 1 ? 0 : i);
+    o += (size_t)snprintf(h + o, cap - o, "}");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(h + o, cap - o,
+                              ",\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                              i, n - 1 - i, n - i);
+    snprintf(h + o, cap - o, "}");
+    unsigned char *b = mk(h, (size_t)n, size);
+    free(h);
+    return b;
+}
+
+/* Many tensors and metadata keys: validation stays O(n log n) (a quadratic
+ * duplicate check would take minutes here), and duplicates are still found. */
+static void test_many(void)
+{
+    enum { N = 60000 };
+    size_t n;
+    unsigned char *b = many_file(N, 0, &n);
+    ss_safetensors *st = NULL;
+    CHECK_OK(ss_st_open_memory(b, n, "many", &st));
+    free(b);
+    CHECK(ss_st_count(st) == N && ss_st_meta_count(st) == N);
+    const ss_st_entry *e = ss_st_find(st, "t12345");
+    CHECK(e && e->offset == N - 1 - 12345 && e->nbytes == 1);
+    CHECK(ss_st_meta(st, "k59999") && strcmp(ss_st_meta(st, "k59999"), "v") == 0);
+    ss_st_close(st);
+    b = many_file(N, 1, &n);
+    CHECK(ss_st_open_memory(b, n, "many", &st) == SS_ERR_FORMAT);
+    CHECK(strstr(ss_errmsg(), "many: __metadata__ has duplicate key 'k0'") != NULL);
+    free(b);
+}
+
 /* Saving into a folder that does not exist fails and leaves nothing. */
 static void test_save_errors(void)
 {
@@ -387,6 +429,7 @@ int main(void)
     test_roundtrip();
     test_exact_bytes();
     test_validation();
+    test_many();
     test_save_errors();
     /* Clean up the scratch folder. */
     DIR *d = opendir(tmpdir);

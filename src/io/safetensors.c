@@ -187,6 +187,11 @@ static int json_uint(const cJSON *v, uint64_t *out)
     return 1;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static ss_status parse_metadata(ss_safetensors *st, const cJSON *meta)
 {
     if (!cJSON_IsObject(meta))
@@ -202,10 +207,6 @@ static ss_status parse_metadata(ss_safetensors *st, const cJSON *meta)
         if (!cJSON_IsString(m) || !m->valuestring)
             return ss_seterr(SS_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
                              st->label, quote(m->string, qk, sizeof qk));
-        for (int k = 0; k < st->nmeta; k++)
-            if (strcmp(st->meta_keys[k], m->string) == 0)
-                return ss_seterr(SS_ERR_FORMAT, "%s: __metadata__ has duplicate key '%s'",
-                                 st->label, quote(m->string, qk, sizeof qk));
         st->meta_keys[st->nmeta] = strdup(m->string);
         st->meta_vals[st->nmeta] = strdup(m->valuestring);
         if (!st->meta_keys[st->nmeta] || !st->meta_vals[st->nmeta]) {
@@ -214,7 +215,19 @@ static ss_status parse_metadata(ss_safetensors *st, const cJSON *meta)
         }
         st->nmeta++;
     }
-    return SS_OK;
+    /* Duplicate keys: sort a copy of the key pointers (O(n log n), since a
+     * hostile header may hold millions of keys). */
+    char **keys = malloc((size_t)st->nmeta * sizeof *keys);
+    if (!keys) return ss_seterr(SS_ERR_NOMEM, "%s: out of memory", st->label);
+    memcpy(keys, st->meta_keys, (size_t)st->nmeta * sizeof *keys);
+    qsort(keys, (size_t)st->nmeta, sizeof *keys, cmp_cstr);
+    ss_status s = SS_OK;
+    for (int k = 1; k < st->nmeta && s == SS_OK; k++)
+        if (strcmp(keys[k - 1], keys[k]) == 0)
+            s = ss_seterr(SS_ERR_FORMAT, "%s: __metadata__ has duplicate key '%s'", st->label,
+                          quote(keys[k], qk, sizeof qk));
+    free(keys);
+    return s;
 }
 
 static ss_status parse_entry(ss_safetensors *st, const cJSON *t, ss_st_entry *e)
