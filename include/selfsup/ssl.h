@@ -59,6 +59,14 @@ ss_tensor *ss_vicreg_loss(ss_graph *g, ss_tensor *z1, ss_tensor *z2, float terms
  * masked). Deterministic in (seed, stream). */
 int ss_mae_random_mask(int64_t n, int L, float ratio, uint64_t seed, uint64_t stream, int32_t *keep_idx,
                        float *mask);
+/* BYOL's target network (encoder + projector) of a byol method state. */
+ss_params *ss_byol_target(void *byol_state);
+/* RotNet batch: out [4n,C,H,W] with image 4i+k = x_i rotated by k*90
+ * degrees counter-clockwise, y[4i+k] = k. */
+void ss_rotation_batch(const float *x, int64_t n, int c, int h, int w, float *out, int32_t *y);
+/* MAE loss: mean squared error between pred [N,L,P] and target [N*L*P]
+ * over the masked patches only (mask [N*L], 1 = masked). */
+ss_tensor *ss_mae_masked_loss(ss_graph *g, ss_tensor *pred, const float *target, const float *mask);
 /* [N,C,H,W] -> [N, L, p*p*C] patches (row-major patches, pixels (i,j,c)). */
 void ss_patchify(const float *img, int64_t n, int c, int h, int w, int p, float *out);
 

@@ -83,6 +83,8 @@ static void byol_after_step(void *state, ss_model *m, double progress)
     ss_ema_update(s->target.p, "", m->p, "", tau);
 }
 
+ss_params *ss_byol_target(void *state) { return ((byol_state *)state)->target.p; }
+
 static void byol_destroy(void *state)
 {
     byol_state *s = state;

@@ -148,19 +148,28 @@ static ss_tensor *mae_loss(void *state, ss_graph *g, const ss_model *m, const ss
     uint64_t stream = (uint64_t)b->epoch * 1000003u + (uint64_t)b->index_in_epoch;
     ss_tensor *pred = mae_forward(s, g, m, batch_view(g, b, 0), b->n, stream, &mask, &keep);
     if (!pred) return NULL;
-    int64_t N = b->n, L = s->L, nm = L - keep;
-    float *tgt = mae_targets(g, b->x[0], N, b->c, b->h, b->w, s->p, (int)L, s->pd);
-    int32_t *mrows = ss_scratch_bytes(g, (size_t)(N * nm) * sizeof(int32_t));
-    float *tm = ss_scratch(g, N * nm * s->pd);
-    if (!tgt || !mrows || !tm) return NULL;
+    float *tgt = mae_targets(g, b->x[0], b->n, b->c, b->h, b->w, s->p, s->L, s->pd);
+    if (!tgt) return NULL;
+    (void)keep;
+    return ss_mae_masked_loss(g, pred, tgt, mask);
+}
+
+ss_tensor *ss_mae_masked_loss(ss_graph *g, ss_tensor *pred, const float *tgt, const float *mask)
+{
+    if (!pred) return NULL;
+    int64_t N = pred->shape[0], L = pred->shape[1], P = pred->shape[2];
+    int32_t *mrows = ss_scratch_bytes(g, (size_t)(N * L) * sizeof(int32_t));
+    float *tm = ss_scratch(g, N * L * P);
+    if (!mrows || !tm) return NULL;
     int64_t k = 0;
     for (int64_t r = 0; r < N * L; r++)
         if (mask[r] != 0.0f) {
-            memcpy(tm + k * s->pd, tgt + r * s->pd, (size_t)s->pd * sizeof(float));
+            memcpy(tm + k * P, tgt + r * P, (size_t)P * sizeof(float));
             mrows[k++] = (int32_t)r;
         }
-    ss_tensor *pm = ss_index_select(g, ss_reshape(g, pred, 2, (int64_t[]){N * L, s->pd}), 0, mrows, k);
-    return ss_mse(g, pm, ss_wrap(g, tm, 2, (int64_t[]){k, s->pd}));
+    if (k == 0) return ss_op_error(g, "mae", "no patch is masked");
+    ss_tensor *pm = ss_index_select(g, ss_reshape(g, pred, 2, (int64_t[]){N * L, P}), 0, mrows, k);
+    return ss_mse(g, pm, ss_wrap(g, tm, 2, (int64_t[]){k, P}));
 }
 
 /* Grid: 8 test images x (original, masked, reconstruction). */
