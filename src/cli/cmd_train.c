@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "selfsup/aux.h"
+#include "selfsup/fileio.h"
 
 typedef struct sup_ctx {
     image_run *r;
@@ -14,6 +15,7 @@ typedef struct sup_ctx {
     float label_smoothing;
     ss_aux *aux; /* optional auxiliary self-supervised loss */
     int eval_every, epochs;
+    int64_t eval_images;
     double last_acc;
 } sup_ctx;
 
@@ -47,7 +49,8 @@ static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
     double acc;
     ss_status st;
     if (r->val_idx) st = ss_evaluate(s->m, &r->train, r->val_idx, r->nval, 256, &acc, NULL, NULL);
-    else st = ss_evaluate(s->m, &r->test, NULL, r->test.n, 256, &acc, NULL, NULL);
+    else st = ss_evaluate(s->m, &r->test, NULL, s->eval_images > 0 && s->eval_images < r->test.n ? s->eval_images : r->test.n,
+                          256, &acc, NULL, NULL);
     if (st) return st;
     *metric = acc;
     s->last_acc = acc;
@@ -64,7 +67,8 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
                "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
-               "  [--eval-every N] [--clip NORM] [--check-finite] [--max-images N]%s\n",
+               "  [--eval-every N] [--eval-images N (per-epoch eval on the first N test images)] [--clip NORM]\n"
+               "  [--check-finite] [--max-images N]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
                finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]");
@@ -79,6 +83,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
     int freeze = args_flag(&a, "freeze-encoder");
     const char *aux_spec = args_str(&a, "aux", NULL);
+    long eval_images = args_int(&a, "eval-images", 0, 0, 1L << 40, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (finetune && !r.model) {
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
@@ -181,12 +186,12 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.resume = r.resume;
     fc.quiet = r.quiet;
     fc.check_finite = r.check_finite;
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, NAN};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN};
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;
-    if (r.val_idx) {
+    if (r.val_idx || (eval_images > 0 && eval_images < r.test.n)) {
         if ((s = ss_evaluate(&m, &r.test, NULL, r.test.n, 256, &test_acc, NULL, NULL))) goto fail;
     }
     cJSON *o = cJSON_CreateObject();
@@ -198,7 +203,14 @@ static int train_main(int argc, char **argv, const char *cmd)
     if (r.val_idx) cJSON_AddNumberToObject(o, "best_val_acc", res.best_metric);
     cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
     cJSON_AddNumberToObject(o, "data_wait_seconds", res.data_wait_seconds);
-    if (r.out) cJSON_AddStringToObject(o, "run_dir", r.out);
+    if (r.out) {
+        cJSON_AddStringToObject(o, "run_dir", r.out);
+        char p[1100], *js = cJSON_Print(o);
+        snprintf(p, sizeof p, "%s/result.json", r.out);
+        s = ss_write_file_atomic(p, js, strlen(js));
+        free(js);
+        if (s) goto fail;
+    }
     print_kv_result(r.json, cmd, o);
     cJSON_Delete(o);
     ss_fit_result_free(&res);

@@ -111,6 +111,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
     ss_graph_set_check_finite(g, c->check_finite);
     double t_start = now_s(), t_last_ckpt = t_start, wait0 = ss_loader_wait_seconds(L);
     int64_t step = st.step, start_step = st.step;
+    double eval_seconds = 0;
     for (int64_t epoch = st.epoch; epoch < c->epochs; epoch++) {
         double sum_loss = 0, correct = 0, count = 0, t_epoch = now_s(), t_print = 0;
         int64_t nb = 0, images = 0;
@@ -167,12 +168,13 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
                 t_last_ckpt = t;
             }
         }
-        double metric = NAN;
+        double metric = NAN, t_eval = now_s();
         if (h->epoch_end && (s = h->epoch_end(h->ctx, epoch, &metric))) goto out_g;
-        double ips = images / (now_s() - t_epoch + 1e-9);
+        eval_seconds += now_s() - t_eval;
+        double ips = images / (t_eval - t_epoch + 1e-9);
         progress(c, epoch, spe, spe, nb ? sum_loss / nb : 0, count > 0 ? correct / count : -1, ips, 0, 1);
         if (!c->quiet && isfinite(metric)) fprintf(stderr, "%-10s epoch %lld: eval %.2f%%\n", c->what ? c->what : "", (long long)epoch + 1, 100 * metric);
-        double elapsed = now_s() - t_start;
+        double elapsed = now_s() - t_start - eval_seconds; /* training time, evaluation excluded */
         res->hist_loss[res->nhist] = nb ? sum_loss / nb : 0;
         res->hist_metric[res->nhist] = metric;
         res->hist_time[res->nhist] = elapsed;
@@ -191,7 +193,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
             char line[512];
             snprintf(line, sizeof line,
                      "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.6g,\"train_acc\":%.6g,\"eval\":%.6g,\"lr\":%.6g,"
-                     "\"images_per_s\":%.1f,\"wall_s\":%.2f,\"data_wait_s\":%.2f}",
+                     "\"images_per_s\":%.1f,\"train_s\":%.2f,\"data_wait_s\":%.2f}",
                      (long long)epoch + 1, (long long)step, nb ? sum_loss / nb : 0.0,
                      count > 0 ? correct / count : -1.0, isfinite(metric) ? metric : -1.0,
                      (double)ss_lr_cosine(step, total, warmup, c->lr, c->final_lr), ips, elapsed,
@@ -208,7 +210,7 @@ done:
     res->best_metric = st.best_metric;
     res->best_epoch = st.best_epoch;
     res->steps = step - start_step;
-    res->seconds = now_s() - t_start;
+    res->seconds = now_s() - t_start - eval_seconds;
     res->data_wait_seconds = ss_loader_wait_seconds(L) - wait0;
     if (c->run_dir && res->nhist > 0) {
         char path[1100];
