@@ -265,9 +265,9 @@ int cmd_demo(int argc, char **argv)
     }
     /* charts */
     const char *cats[2] = {"1% labels (600)", "10% labels (6000)"};
-    const char *ser[2] = {"scratch", "self-supervised + fine-tune"};
+    const char *ser[2] = {"scratch", "SSL + fine-tune"};
     double acc_v[4] = {A[0].acc, A[2].acc, A[1].acc, A[3].acc};
-    ss_series cs[2] = {{"scratch", A[0].c.t, A[0].c.acc, A[0].c.n}, {"self-supervised + fine-tune", A[1].c.t, A[1].c.acc, A[1].c.n}};
+    ss_series cs[2] = {{"scratch", A[0].c.t, A[0].c.acc, A[0].c.n}, {"SSL + fine-tune", A[1].c.t, A[1].c.acc, A[1].c.n}};
     double drops[10];
     for (int k = 0; k < 5; k++) {
         drops[k] = A[0].fam_drop[k];
