@@ -145,11 +145,11 @@ static ss_tensor *binary(ss_graph *g, ss_tensor *a, ss_tensor *b, int op)
     const float *ad = a->data, *bd = b->data;
     int64_t N = out->numel;
     if (ss_shape_equal(a, b)) {
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = apply_bin(op, ad[i], bd[i]);
     } else if (b->numel == 1 && a->numel == N) {
         float y = bd[0];
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
         for (int64_t i = 0; i < N; i++) o[i] = apply_bin(op, ad[i], y);
     } else {
         BCAST_LOOP(&bc, { o[io] = apply_bin(op, ad[ia], bd[ib]); });
