@@ -407,8 +407,23 @@ static void thread_independence(void)
 #endif
 }
 
+/* The vectorisable exp used by softmax/attention/cross-entropy. */
+static void exp_accuracy(void)
+{
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f * (float)i / 200000.0f;
+        double r = exp((double)x), e = fabs(ss_exp_nonpos(x) - r) / r;
+        worst = e > worst ? e : worst;
+    }
+    CHECK_MSG(worst < 1.5e-7, "ss_exp_nonpos worst relative error %g", worst);
+    CHECK(ss_exp_nonpos(0.0f) == 1.0f && ss_exp_nonpos(-INFINITY) == 0.0f && ss_exp_nonpos(-1e9f) == 0.0f);
+    CHECK(isnan(ss_exp_nonpos(NAN)));
+}
+
 int main(void)
 {
+    exp_accuracy();
     gradchecks();
     values();
     attention_vs_ref(2, 7, 5, 3, 4, 1);

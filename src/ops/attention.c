@@ -145,25 +145,33 @@ static void attention_backward(ss_graph *g, ss_node *n)
     }
 }
 
-/* Masked softmax of one row in place; keep = mask row or NULL. */
+/* Masked softmax of one row in place; keep = mask row or NULL. A row with
+ * no kept key becomes all zeros. */
 static inline void masked_softmax_row(float *s, const float *keep, int64_t Tk)
 {
-    float m = -INFINITY;
+    float m = -INFINITY, sum = 0.0f;
     if (keep) {
-        for (int64_t j = 0; j < Tk; j++)
-            if (keep[j] != 0.0f && s[j] > m) m = s[j];
-        if (m == -INFINITY) { /* every key dropped */
+        int kept = 0;
+#pragma omp simd reduction(+ : kept)
+        for (int64_t j = 0; j < Tk; j++) kept += keep[j] != 0.0f;
+        m = ss_row_max_masked(s, keep, Tk);
+        if (!kept) {
             memset(s, 0, (size_t)Tk * sizeof(float));
             return;
         }
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < Tk; j++) {
+            float e = ss_exp_nonpos(s[j] - m);
+            s[j] = keep[j] != 0.0f ? e : 0.0f;
+            sum += s[j];
+        }
     } else {
-        for (int64_t j = 0; j < Tk; j++) m = s[j] > m ? s[j] : m;
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < Tk; j++) {
-        float e = (!keep || keep[j] != 0.0f) ? expf(s[j] - m) : 0.0f;
-        s[j] = e;
-        sum += e;
+        m = ss_row_max(s, Tk);
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < Tk; j++) {
+            s[j] = ss_exp_nonpos(s[j] - m);
+            sum += s[j];
+        }
     }
     float inv = 1.0f / sum;
 #pragma omp simd

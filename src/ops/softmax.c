@@ -15,14 +15,13 @@
 #define PAR_MIN 16384 /* elements; below this one thread is faster */
 #define SUM_BLOCK 4096
 
-/* Row max, then y = exp(x - max), returns sum(y). */
+/* Row max, then y = exp(x - max); returns sum(y). */
 static inline float exp_row(const float *x, float *y, int64_t D)
 {
-    float m = -INFINITY;
-    for (int64_t j = 0; j < D; j++) m = x[j] > m ? x[j] : m;
-    float s = 0.0f;
+    float m = ss_row_max(x, D), s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < D; j++) {
-        y[j] = expf(x[j] - m);
+        y[j] = ss_exp_nonpos(x[j] - m);
         s += y[j];
     }
     return s;
@@ -31,11 +30,10 @@ static inline float exp_row(const float *x, float *y, int64_t D)
 /* log(sum(exp(x))) of one row, stable. */
 static inline float logsumexp_row(const float *x, int64_t D)
 {
-    float m = -INFINITY;
-    for (int64_t j = 0; j < D; j++) m = x[j] > m ? x[j] : m;
+    float m = ss_row_max(x, D), s = 0.0f;
     if (m == -INFINITY) return -INFINITY;
-    float s = 0.0f;
-    for (int64_t j = 0; j < D; j++) s += expf(x[j] - m);
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < D; j++) s += ss_exp_nonpos(x[j] - m);
     return m + logf(s);
 }
 
@@ -58,7 +56,8 @@ static void softmax_backward(ss_graph *g, ss_node *n)
             /* dx = dy - softmax * sum(dy) */
 #pragma omp simd reduction(+ : s)
             for (int64_t j = 0; j < D; j++) s += gr[j];
-            for (int64_t j = 0; j < D; j++) dr[j] += gr[j] - expf(yr[j]) * s;
+#pragma omp simd
+            for (int64_t j = 0; j < D; j++) dr[j] += gr[j] - ss_exp_nonpos(yr[j]) * s;
         } else {
             /* dx = y * (dy - sum(dy * y)) */
 #pragma omp simd reduction(+ : s)
@@ -134,7 +133,8 @@ static void cross_entropy_backward(ss_graph *g, ss_node *n)
         const float *zr = zd + i * C;
         float *dr = gz + i * C;
         float l = lse[i];
-        for (int64_t c = 0; c < C; c++) dr[c] += sc * (expf(zr[c] - l) - off);
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) dr[c] += sc * (ss_exp_nonpos(zr[c] - l) - off);
         dr[tg[i]] -= sc * on;
     }
 }
@@ -183,6 +183,7 @@ ss_tensor *ss_cross_entropy(ss_graph *g, ss_tensor *logits, const int32_t *targe
         float loss = (1.0f - ls) * nll;
         if (ls != 0.0f) {
             float s = 0.0f; /* sum_c (-log p_c) = C*lse - sum_c z_c */
+#pragma omp simd reduction(+ : s)
             for (int64_t c = 0; c < C; c++) s += l - zr[c];
             loss += ls * s / (float)C;
         }
