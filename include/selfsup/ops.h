@@ -15,7 +15,8 @@
  *   src/ops/matmul.c      matmul (batched, transposes), linear
  *   src/ops/conv.c        conv2d
  *   src/ops/pool.c        max_pool2d, avg_pool2d, global_avg_pool
- *   src/ops/norm.c        batch_norm, layer_norm, l2_normalize
+ *   src/ops/norm.c        batch_norm
+ *   src/ops/norm_ln.c     layer_norm, l2_normalize
  *   src/ops/softmax.c     softmax, log_softmax, cross_entropy, mse, cosine_sim
  *   src/ops/embedding.c   embedding
  *   src/ops/attention.c   scaled dot-product multi-head attention
@@ -100,33 +101,50 @@ ss_tensor *ss_global_avg_pool(ss_graph *g, ss_tensor *x);
 ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta,
                          ss_tensor *running_mean, ss_tensor *running_var,
                          float momentum, float eps);
-/* Layer norm over the last dim: x [..., D], gamma/beta [D] (may be NULL). */
+/* Layer norm over the last dim: x [..., D], gamma/beta [D] (may be NULL).
+ * (x - mean) / sqrt(var + eps) * gamma + beta with the biased variance, as
+ * PyTorch. */
 ss_tensor *ss_layer_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta,
                          float eps);
-/* x / max(||x||_2, eps) along the last dim. */
+/* x / max(||x||_2, eps) along the last dim (F.normalize); eps > 0. */
 ss_tensor *ss_l2_normalize(ss_graph *g, ss_tensor *x, float eps);
 
 /* ---- softmax and losses ------------------------------------------------ */
-/* Along the last dim. */
+/* Along the last dim (numerically stable: the row max is subtracted). */
 ss_tensor *ss_softmax(ss_graph *g, ss_tensor *x);
 ss_tensor *ss_log_softmax(ss_graph *g, ss_tensor *x);
-/* logits [N,C], targets[N] in [0,C) or -1 to ignore; mean over non-ignored
- * rows; label smoothing as PyTorch. Returns [1]. */
+/* logits [N,C], targets[N] in [0,C) or -1 to ignore -> [1]. As PyTorch:
+ * loss_i = (1-ls) * (-log p_{i,y_i}) + ls * mean_c(-log p_{i,c}), averaged
+ * over the non-ignored rows; 0 (and zero gradients) when every row is
+ * ignored. ls = label_smoothing in [0,1]. A target outside [-1,C) is an
+ * SS_ERR_RANGE error naming the row and the value. targets is copied. */
 ss_tensor *ss_cross_entropy(ss_graph *g, ss_tensor *logits, const int32_t *targets,
                             float label_smoothing);
-/* mean((a-b)^2) over all elements -> [1]. */
+/* mean((a-b)^2) over all elements -> [1]; shapes must be equal. */
 ss_tensor *ss_mse(ss_graph *g, ss_tensor *a, ss_tensor *b);
-/* a [N,D], b [M,D] -> [N,M] of cosine similarities. */
+/* a [N,D], b [M,D] -> [N,M]:
+ *   out[n,m] = a_n . b_m / (max(||a_n||, eps) * max(||b_m||, eps)).
+ * a and b may be the same tensor (SimCLR's similarity matrix); the gradients
+ * of both sides are then summed. eps > 0. */
 ss_tensor *ss_cosine_sim(ss_graph *g, ss_tensor *a, ss_tensor *b, float eps);
 
 /* ---- embeddings and attention ------------------------------------------ */
-/* table [V,D], ids [n] (shape given) -> [shape..., D]; ids out of range is an
- * error. */
+/* table [V,D], ids (ndim dims of the given shape, ndim < SS_MAX_DIMS)
+ * -> [shape..., D]. An id outside [0,V) is an SS_ERR_RANGE error naming its
+ * position and value. ids is copied. The backward scatter-adds into the
+ * table's gradient deterministically (no atomics). */
 ss_tensor *ss_embedding(ss_graph *g, ss_tensor *table, const int32_t *ids,
                         int ndim, const int64_t *shape);
-/* q,k,v: [B,T,H*Dh] (heads packed in the last dim), mask: NULL or additive
- * key mask [B,Tk] (0 keep, -inf or large negative drop). -> [B,Tq,H*Dh].
- * softmax(q k^T / sqrt(Dh) + mask) v per head. */
+/* q [B,Tq,H*Dh], k and v [B,Tk,H*Dh] (heads packed in the last dim; Tq may
+ * differ from Tk for cross-attention) -> [B,Tq,H*Dh]:
+ *   out[b,t,h*Dh:(h+1)*Dh] = softmax(q_h k_h^T / sqrt(Dh)) v_h per head.
+ * key_mask: NULL or a multiplicative keep-mask [B,Tk] (row-major floats):
+ * key_mask[b,j] = 1 keeps key j of item b, 0 drops it (its probability is
+ * exactly 0); any other value is an SS_ERR_RANGE error. A query whose keys
+ * are all dropped outputs zeros (not NaN) and passes no gradient. The mask is
+ * read during the call only. q/k/v may be strided views with a contiguous
+ * last dim (e.g. slices of one fused qkv projection): they are used in place
+ * without copies. Keeps B*H*Tq*Tk floats for the backward. */
 ss_tensor *ss_attention(ss_graph *g, ss_tensor *q, ss_tensor *k, ss_tensor *v,
                         int heads, const float *key_mask);
 

@@ -69,15 +69,30 @@ static void graph_fail(ss_graph *g, ss_status s, const char *msg)
     ss_seterr(s, "%s", msg);
 }
 
-ss_tensor *ss_op_error(ss_graph *g, const char *op, const char *fmt, ...)
+static ss_tensor *op_verror(ss_graph *g, ss_status code, const char *op, const char *fmt, va_list ap)
 {
     char buf[400], msg[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    snprintf(msg, sizeof msg, "%s: %s", op, buf);
+    graph_fail(g, code, msg);
+    return NULL;
+}
+
+ss_tensor *ss_op_error(ss_graph *g, const char *op, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    op_verror(g, SS_ERR_SHAPE, op, fmt, ap);
     va_end(ap);
-    snprintf(msg, sizeof msg, "%s: %s", op, buf);
-    graph_fail(g, SS_ERR_SHAPE, msg);
+    return NULL;
+}
+
+ss_tensor *ss_op_error_code(ss_graph *g, ss_status code, const char *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    op_verror(g, code, op, fmt, ap);
+    va_end(ap);
     return NULL;
 }
 

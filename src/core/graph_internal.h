@@ -20,6 +20,14 @@ int ss_bad_inputs(ss_graph *g, int nin, ss_tensor **in);
 #define SS_CHECK_IN2(g, a, b) do { ss_tensor *_in[2] = {a, b}; \
     if (ss_bad_inputs(g, 2, _in)) return NULL; } while (0)
 
+/* As ss_op_error, with a status other than SS_ERR_SHAPE (SS_ERR_RANGE for a
+ * label or index out of range, SS_ERR_INVALID for a bad argument). */
+ss_tensor *ss_op_error_code(ss_graph *g, ss_status code, const char *op, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* Does tensor t need a gradient (flag set)? */
 static inline int ss_req(const ss_tensor *t) { return t && (t->flags & SS_T_REQUIRES_GRAD); }
 
