@@ -149,7 +149,7 @@ static void loss_falls(const char *method, const ss_dataset *d, int steps, doubl
     CHECK_OK(ss_augment_parse(meth->default_augment(1, 28), &aug));
     ss_loader_opts lo;
     memset(&lo, 0, sizeof lo);
-    lo.batch = 64;
+    lo.batch = 32;
     lo.shuffle = 1;
     lo.drop_last = 1;
     lo.seed = 3;
