@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "selfsup/aux.h"
+#include "selfsup/dist.h"
 
 typedef struct sup_ctx {
     image_run *r;
@@ -64,7 +65,8 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
                "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
-               "  [--eval-every N] [--clip NORM] [--check-finite] [--max-images N]%s\n",
+               "  [--eval-every N] [--clip NORM] [--check-finite] [--max-images N]\n"
+               "  [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
                finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]");
@@ -79,6 +81,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
     int freeze = args_flag(&a, "freeze-encoder");
     const char *aux_spec = args_str(&a, "aux", NULL);
+    long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (finetune && !r.model) {
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
@@ -157,6 +160,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     lo.indices = r.lab_idx;
     lo.nindices = r.nlab;
     lo.views = 1;
+    lo.rank = ss_dist_rank(); /* mpirun: this rank's slice of each global batch */
+    lo.world = ss_dist_world();
     lo.transform[0] = aug ? ss_augment_transform : NULL;
     lo.transform_ctx[0] = aug;
     memcpy(lo.mean, r.mean, sizeof lo.mean);
@@ -181,6 +186,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.resume = r.resume;
     fc.quiet = r.quiet;
     fc.check_finite = r.check_finite;
+    fc.max_steps = max_steps;
+    fc.sync_bn = r.sync_bn;
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, NAN};
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
     ss_fit_result res;
