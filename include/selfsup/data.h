@@ -165,6 +165,14 @@ typedef struct ss_loader_opts {
     float mean[3], std[3]; /* after the transform x = (x-mean[c])/std[c];
                               std[0] == 0 means no normalisation. A grey
                               dataset uses mean[0], std[0]. */
+    /* Data-parallel shard (0/0 = a single process). With world W > 1 the
+     * epoch is cut into global batches of W*batch items of the one
+     * (seed, epoch) permutation, and batch b of rank r holds items
+     * [b*W*batch + r*batch, b*W*batch + (r+1)*batch): the W ranks together
+     * see exactly what one process sees with batch W*batch. The last partial
+     * global batch is always dropped when W > 1 (every rank must take the
+     * same number of equal steps). */
+    int rank, world;
 } ss_loader_opts;
 
 typedef struct ss_batch {
@@ -175,6 +183,9 @@ typedef struct ss_batch {
     int32_t *y;       /* n labels (-1 = unlabelled) */
     int32_t *idx;     /* n dataset indices */
     int64_t epoch, index_in_epoch;
+    int64_t offset;   /* position of item 0 in the global batch (rank*batch
+                         when sharded, else 0): per-item randomness keyed on
+                         offset + i matches a single process */
 } ss_batch;
 
 /* A loader is driven from one thread (next, seek and free are not to be
@@ -189,7 +200,8 @@ ss_status ss_loader_new(const ss_dataset *d, const ss_loader_opts *o, ss_loader 
  * ss_loader_free. Epochs roll over automatically. */
 ss_status ss_loader_next(ss_loader *L, ss_batch *b);
 
-/* Batches per epoch (ceil(N/batch), or floor with drop_last). */
+/* Batches per epoch (ceil(N/batch), or floor with drop_last; with world
+ * W > 1: floor(N/(W*batch))). */
 int64_t ss_loader_batches_per_epoch(const ss_loader *L);
 
 /* Continue from batch `batch` of epoch `epoch`, exactly as if the loader had

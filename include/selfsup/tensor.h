@@ -115,6 +115,14 @@ ss_arena *ss_graph_arena(ss_graph *g);
 /* Random stream for ops that need one (dropout); seeded per step by caller. */
 void ss_graph_set_seed(ss_graph *g, uint64_t seed, uint64_t step);
 uint64_t ss_graph_next_random(ss_graph *g); /* counter-based, deterministic */
+/* Batch reducer for synchronised batch norm (data-parallel training): when
+ * set, batch_norm in training mode sums its per-channel statistics (forward)
+ * and gradient sums (backward) over all processes through fn, which must sum
+ * n doubles in place across them (ss_dist_batch_reduce). NULL (the default)
+ * = statistics of the local batch only. */
+typedef void (*ss_batch_reduce_fn)(double *x, int64_t n);
+void ss_graph_set_batch_reduce(ss_graph *g, ss_batch_reduce_fn fn);
+ss_batch_reduce_fn ss_graph_batch_reduce(const ss_graph *g);
 
 /* New contiguous tensor in the arena (uninitialised / zeroed). */
 ss_tensor *ss_new(ss_graph *g, int ndim, const int64_t *shape);

@@ -13,6 +13,11 @@
  *
  * ss_fit() is the one training loop every command uses: supervised
  * training, fine-tuning and every pretext task plug in through ss_fit_hooks.
+ * Under MPI (selfsup/dist.h, world > 1) it is data parallel: parameters are
+ * broadcast from rank 0 at the start, the gradient block is averaged after
+ * every backward, the logged loss and accuracy are global, BN running
+ * statistics are averaged at epoch ends and before checkpoints, and only
+ * rank 0 prints, runs epoch_end and writes the run folder.
  */
 #ifndef SELFSUP_TRAIN_H
 #define SELFSUP_TRAIN_H
@@ -98,6 +103,8 @@ typedef struct ss_fit_config {
     int quiet;               /* no progress bar */
     int check_finite;        /* NaN/Inf guard on every op (slower) */
     int64_t max_steps;       /* stop after this many steps (0 = all); for tests */
+    int sync_bn;             /* data parallel (selfsup/dist.h): batch-norm
+                                statistics over all ranks; else per rank */
 } ss_fit_config;
 
 typedef struct ss_fit_result {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/common.h"
+#include "selfsup/dist.h"
 #include "selfsup/knn.h"
 #include "selfsup/ssl.h"
 
@@ -59,6 +60,7 @@ int cmd_pretrain(int argc, char **argv)
                "  [--augment SPEC] [--temperature 0.2] [--mask-ratio 0.75] [--ema 0.99] [--warmup EPOCHS]\n"
                "  [--knn-every N (0 = off)] [--knn-labels 10%%] [--seed 0] [--threads 2] [--workers 1]\n"
                "  [--out RUN_DIR] [--resume] [--checkpoint-every STEPS] [--checkpoint-minutes M] [--json]\n"
+               "  [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "Defaults per method are printed into RUN_DIR/config.json.\n");
         return 0;
     }
@@ -138,6 +140,8 @@ int cmd_pretrain(int argc, char **argv)
     lo.seed = r.seed;
     lo.workers = r.workers;
     lo.views = meth->views;
+    lo.rank = ss_dist_rank(); /* mpirun: this rank's slice of each global batch */
+    lo.world = ss_dist_world();
     for (int v = 0; v < meth->views; v++) {
         lo.transform[v] = aug ? ss_augment_transform : NULL;
         lo.transform_ctx[v] = aug;
@@ -168,6 +172,7 @@ int cmd_pretrain(int argc, char **argv)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     fc.max_steps = max_steps;
+    fc.sync_bn = r.sync_bn;
     pre_ctx pc = {meth, state, &m, &r, knn_every, r.epochs, NAN};
     ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end};
     ss_fit_result res;

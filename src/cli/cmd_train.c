@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "selfsup/aux.h"
+#include "selfsup/dist.h"
 #include "selfsup/fileio.h"
 
 typedef struct sup_ctx {
@@ -68,7 +69,7 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
                "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
                "  [--eval-every N] [--eval-images N (per-epoch eval on the first N test images)] [--clip NORM]\n"
-               "  [--check-finite] [--max-images N]%s\n",
+               "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
                finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]");
@@ -84,6 +85,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     int freeze = args_flag(&a, "freeze-encoder");
     const char *aux_spec = args_str(&a, "aux", NULL);
     long eval_images = args_int(&a, "eval-images", 0, 0, 1L << 40, &ok);
+    long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (finetune && !r.model) {
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
@@ -162,6 +164,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     lo.indices = r.lab_idx;
     lo.nindices = r.nlab;
     lo.views = 1;
+    lo.rank = ss_dist_rank(); /* mpirun: this rank's slice of each global batch */
+    lo.world = ss_dist_world();
     lo.transform[0] = aug ? ss_augment_transform : NULL;
     lo.transform_ctx[0] = aug;
     memcpy(lo.mean, r.mean, sizeof lo.mean);
@@ -186,6 +190,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.resume = r.resume;
     fc.quiet = r.quiet;
     fc.check_finite = r.check_finite;
+    fc.max_steps = max_steps;
+    fc.sync_bn = r.sync_bn;
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN};
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
     ss_fit_result res;
@@ -203,7 +209,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     if (r.val_idx) cJSON_AddNumberToObject(o, "best_val_acc", res.best_metric);
     cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
     cJSON_AddNumberToObject(o, "data_wait_seconds", res.data_wait_seconds);
-    if (r.out) {
+    if (r.out && ss_dist_rank() == 0) {
         cJSON_AddStringToObject(o, "run_dir", r.out);
         char p[1100], *js = cJSON_Print(o);
         snprintf(p, sizeof p, "%s/result.json", r.out);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "selfsup/dist.h"
 #include "selfsup/fileio.h"
 
 int run_read_flags(image_run *r, ss_args *a, int *ok)
@@ -34,6 +35,7 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
     r->resume = args_flag(a, "resume");
     r->quiet = args_flag(a, "quiet") || r->json;
     r->check_finite = args_flag(a, "check-finite");
+    r->sync_bn = args_flag(a, "sync-bn");
     ss_set_threads(r->threads);
     return *ok;
 }
@@ -118,7 +120,7 @@ ss_status run_load_data(image_run *r, int need_labels)
         }
         if (s) return s;
     }
-    if (r->out) {
+    if (r->out && ss_dist_rank() == 0) { /* data parallel: rank 0 writes */
         if ((s = ss_mkdir_p(r->out))) return s;
         char p[1100];
         if (r->lab_idx) {
@@ -162,6 +164,8 @@ void run_config_json(image_run *r, const char *command)
     cJSON_AddNumberToObject(c, "val_fraction", r->val_frac);
     cJSON_AddNumberToObject(c, "seed", (double)r->seed);
     cJSON_AddNumberToObject(c, "threads", r->threads);
+    cJSON_AddNumberToObject(c, "processes", ss_dist_world());
+    if (r->sync_bn) cJSON_AddBoolToObject(c, "sync_bn", 1);
     if (r->augment) cJSON_AddStringToObject(c, "augment", r->augment);
     if (r->model) cJSON_AddStringToObject(c, "model", r->model);
     cJSON *m = cJSON_AddArrayToObject(c, "mean"), *sd = cJSON_AddArrayToObject(c, "std");
@@ -177,6 +181,7 @@ char *run_config_string(image_run *r) { return cJSON_PrintUnformatted(r->config)
 
 void print_kv_result(int json, const char *what, cJSON *obj)
 {
+    if (ss_dist_rank() != 0) return; /* data parallel: rank 0 reports */
     if (json) {
         char *s = cJSON_PrintUnformatted(obj);
         printf("%s\n", s);

@@ -14,6 +14,7 @@ typedef struct image_run {
     /* flags */
     const char *data, *test_data, *labels, *encoder, *out, *model, *augment, *optimizer;
     int epochs, batch, threads, workers, json, resume, quiet, eval_every, check_finite;
+    int sync_bn; /* --sync-bn: batch norm over all MPI ranks */
     float lr, wd, warmup, label_smoothing, clip;
     double val_frac;
     uint64_t seed;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "selfsup/dist.h"
 
 int cli_fail(void)
 {
@@ -46,7 +47,14 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) {
+            /* Under mpirun: data-parallel training (selfsup/dist.h). */
+            if (ss_dist_init(&argc, &argv)) return cli_fail();
+            int rc = commands[i].fn(argc - 2, argv + 2);
+            if (rc && ss_dist_world() > 1) ss_dist_abort(rc); /* do not leave the other ranks waiting */
+            ss_dist_finalize();
+            return rc;
+        }
     fprintf(stderr, "selfsup: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -15,6 +15,7 @@ struct ss_graph {
     ss_status status;
     char errmsg[512];
     ss_rng rng;
+    ss_batch_reduce_fn batch_reduce;
 };
 
 ss_graph *ss_graph_new(void)
@@ -60,6 +61,8 @@ int ss_graph_num_nodes(const ss_graph *g) { return g->nnodes; }
 
 void ss_graph_set_seed(ss_graph *g, uint64_t seed, uint64_t step) { ss_rng_seed(&g->rng, seed, step); }
 uint64_t ss_graph_next_random(ss_graph *g) { return ss_rng_u64(&g->rng); }
+void ss_graph_set_batch_reduce(ss_graph *g, ss_batch_reduce_fn fn) { g->batch_reduce = fn; }
+ss_batch_reduce_fn ss_graph_batch_reduce(const ss_graph *g) { return g->batch_reduce; }
 
 static void graph_fail(ss_graph *g, ss_status s, const char *msg)
 {

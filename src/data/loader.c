@@ -119,7 +119,7 @@ static void *worker(void *arg)
         slot *s = &L->slots[seq % L->nslots];
         int64_t epoch = seq / L->bpe, b = seq % L->bpe;
         ensure_perm(L, epoch);
-        int64_t start = b * L->o.batch;
+        int64_t start = (b * L->o.world + L->o.rank) * L->o.batch;
         int64_t n = L->nbase - start < L->o.batch ? L->nbase - start : L->o.batch;
         memcpy(s->idx, L->perm + start, (size_t)n * sizeof(int32_t));
         s->n = n;
@@ -180,6 +180,9 @@ ss_status ss_loader_new(const ss_dataset *d, const ss_loader_opts *o, ss_loader 
     int views = o->views ? o->views : 1;
     if (views < 1 || views > SS_LOADER_MAX_VIEWS)
         return ss_seterr(SS_ERR_INVALID, "loader: views %d not in 1..%d", o->views, SS_LOADER_MAX_VIEWS);
+    if (o->world < 0 || (o->world > 0 && (o->rank < 0 || o->rank >= o->world)) || (o->world == 0 && o->rank != 0))
+        return ss_seterr(SS_ERR_INVALID, "loader: rank %d of world %d (expected 0 <= rank < world)", o->rank,
+                         o->world);
     if (o->indices && o->nindices < 0)
         return ss_seterr(SS_ERR_INVALID, "loader: negative index count %lld", (long long)o->nindices);
 
@@ -216,10 +219,13 @@ ss_status ss_loader_new(const ss_dataset *d, const ss_loader_opts *o, ss_loader 
         }
         L->base[i] = (int32_t)j;
     }
-    L->bpe = o->drop_last ? L->nbase / o->batch : (L->nbase + o->batch - 1) / o->batch;
+    if (L->o.world <= 0) L->o.world = 1;
+    int64_t gbatch = (int64_t)o->batch * L->o.world;
+    int drop = o->drop_last || L->o.world > 1;
+    L->bpe = drop ? L->nbase / gbatch : (L->nbase + gbatch - 1) / gbatch;
     if (L->bpe <= 0) {
-        st = ss_seterr(SS_ERR_INVALID, "loader: %lld images give no batch of %d%s", (long long)L->nbase, o->batch,
-                       o->drop_last ? " (drop_last)" : "");
+        st = ss_seterr(SS_ERR_INVALID, "loader: %lld images give no batch of %lld%s", (long long)L->nbase,
+                       (long long)gbatch, L->o.world > 1 ? " (batch x processes)" : o->drop_last ? " (drop_last)" : "");
         goto fail;
     }
     int inflight = L->o.prefetch > L->o.workers ? L->o.prefetch : L->o.workers;
@@ -288,6 +294,7 @@ ss_status ss_loader_next(ss_loader *L, ss_batch *b)
     b->idx = s->idx;
     b->epoch = s->seq / L->bpe;
     b->index_in_epoch = s->seq % L->bpe;
+    b->offset = (int64_t)L->o.rank * L->o.batch;
     pthread_mutex_unlock(&L->mu);
     return SS_OK;
 }

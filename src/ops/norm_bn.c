@@ -27,6 +27,8 @@
 
 typedef struct bn_saved {
     float *shift, *dmean, *invstd; /* [C]: mean = shift + dmean; 1/sqrt(var + eps) */
+    ss_batch_reduce_fn reduce;     /* synchronised BN: sums over all processes */
+    double mglobal;                /* values per channel over all processes */
 } bn_saved;
 
 /* Per-channel shifted sums over x[n, c, :], n < N. */
@@ -93,6 +95,54 @@ static void batch_stats(const float *x, int64_t N, int64_t C, int64_t S, float *
     }
 }
 
+/* Synchronised batch statistics: the sums of all processes through
+ * `reduce` (two rounds: the global mean, then the sum of squared deviations
+ * from it, which keeps the variance accurate). shift = the global mean
+ * rounded to float, dmean = the remainder. Returns the global count. */
+static double batch_stats_sync(ss_graph *g, ss_batch_reduce_fn reduce, const float *x, int64_t N, int64_t C,
+                               int64_t S, float *shift, double *dmean, double *var)
+{
+    double *buf = (double *)ss_scratch_bytes(g, (size_t)(C + 1) * sizeof(double));
+    if (!buf) return 0.0;
+    buf[0] = (double)(N * S);
+    for (int pass = 0; pass < 2; pass++) {
+        double *acc = buf + 1 - pass; /* pass 0: buf[1..C]; pass 1: buf[0..C-1] */
+        if (S > 1) {
+#pragma omp parallel for schedule(static) if (N * C * S > PAR_MIN)
+            for (int64_t c = 0; c < C; c++) {
+                double s1, s2;
+                chan_sums(x, N, C, S, c, &s1, &s2, pass ? shift[c] : 0.0f);
+                acc[c] = pass ? s2 : s1;
+            }
+        } else {
+            for (int64_t c = 0; c < C; c++) acc[c] = 0.0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xp = x + n * C;
+                for (int64_t c = 0; c < C; c++) {
+                    double d = pass ? (double)(xp[c] - shift[c]) : (double)xp[c];
+                    acc[c] += pass ? d * d : d;
+                }
+            }
+        }
+        reduce(buf, pass ? C : C + 1);
+        if (!pass) {
+            double M = buf[0];
+            for (int64_t c = 0; c < C; c++) {
+                double m = M > 0 ? buf[1 + c] / M : 0.0;
+                shift[c] = (float)m;
+                dmean[c] = m - (double)shift[c];
+            }
+            buf[C] = M; /* keep the count past pass 1's buf[0..C-1] */
+        }
+    }
+    double M = buf[C];
+    for (int64_t c = 0; c < C; c++) {
+        double v = M > 0 ? buf[c] / M - dmean[c] * dmean[c] : 0.0;
+        var[c] = v > 0.0 ? v : 0.0;
+    }
+    return M;
+}
+
 /* y[n,c,:] = ((x[n,c,:] - k[c]) - d[c])*sc[c] + sh[c] */
 static void bn_apply(const float *x, float *y, int64_t N, int64_t C, int64_t S, const float *k, const float *d,
                      const float *sc, const float *sh)
@@ -126,7 +176,8 @@ static void bn_backward(ss_graph *g, ss_node *n)
     const bn_saved *sv = n->saved;
     const int batch = (int)n->i[0];
     const int64_t N = x->shape[0], C = x->shape[1], S = N * C > 0 ? x->numel / (N * C) : 0;
-    const double M = (double)(N * S);
+    const int sync = batch && sv->reduce;
+    const double M = sync ? sv->mglobal : (double)(N * S);
     const float *xd = x->data, *dy = n->out->grad;
     float *gx = ss_req(x) ? ss_grad(g, x) : NULL;
     float *gg = ss_req(gamma) ? ss_grad(g, gamma) : NULL;
@@ -183,6 +234,17 @@ static void bn_backward(ss_graph *g, ss_node *n)
         if (gg) gg[c] += (float)(sdx[c] * invstd[c]);
     }
     if (!gx) return;
+    if (sync) {
+        /* gamma/beta above took the local sums (the step's gradient
+         * averaging combines them); dx needs the sums over every process. */
+        double *buf = (double *)ss_scratch_bytes(g, (size_t)(2 * C > 0 ? 2 * C : 1) * sizeof(double));
+        if (!buf) return;
+        memcpy(buf, sdy, (size_t)C * sizeof(double));
+        memcpy(buf + C, sdx, (size_t)C * sizeof(double));
+        sv->reduce(buf, 2 * C);
+        sdy = buf;
+        sdx = buf + C;
+    }
     /* dx = A*dy + B*(x - mean) + K with A = gamma*invstd and, in training,
      *   dx = A*(dy - sdy/M - (x-mean)*invstd^2*sdx/M). */
     for (int64_t c = 0; c < C; c++) {
@@ -251,7 +313,7 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
     const int training = ss_graph_training(g);
     const int have_running = running_mean && running_var;
     const int batch = training || !have_running;
-    if (training && M < 2)
+    if (training && M < 2 && !ss_graph_batch_reduce(g))
         return ss_op_error(g, "batch_norm", "expected more than 1 value per channel when training, got input %s",
                            ss_shape_str(x, s1, sizeof s1));
     ss_tensor *out = ss_new_like(g, x);
@@ -262,7 +324,14 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
     double *dv = (double *)ss_scratch_bytes(g, (size_t)(C > 0 ? C : 1) * sizeof(double));
     if (!out || !shift || !dmean || !invstd || !sc || !sh || !dm || !dv) return NULL;
     /* dm: mean - shift (double), dv: variance */
-    if (batch) {
+    ss_batch_reduce_fn reduce = training ? ss_graph_batch_reduce(g) : NULL;
+    double mglobal = (double)M;
+    if (reduce) {
+        mglobal = batch_stats_sync(g, reduce, x->data, N, C, S, shift, dm, dv);
+        if (!(mglobal >= 2.0))
+            return ss_op_error(g, "batch_norm", "synchronised statistics over %g values per channel (need > 1)",
+                               mglobal);
+    } else if (batch) {
         if (M > 0) {
             batch_stats(x->data, N, C, S, shift, dm, dv);
         } else {
@@ -282,7 +351,7 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
     }
     if (training && have_running) {
         /* PyTorch's rule, unbiased variance for the running estimate. */
-        double unb = (double)M / (double)(M - 1), mo = momentum;
+        double unb = mglobal / (mglobal - 1.0), mo = momentum;
         for (int64_t c = 0; c < C; c++) {
             running_mean->data[c] = (float)((1.0 - mo) * running_mean->data[c] + mo * (shift[c] + dm[c]));
             running_var->data[c] = (float)((1.0 - mo) * running_var->data[c] + mo * dv[c] * unb);
@@ -297,6 +366,8 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
         sv->shift = shift;
         sv->dmean = dmean;
         sv->invstd = invstd;
+        sv->reduce = reduce;
+        sv->mglobal = mglobal;
         n->saved = sv;
         n->i[0] = batch;
     }

@@ -73,14 +73,14 @@ static void mae_destroy(void *state)
 }
 
 /* x [N,C,H,W] -> predicted patches [N,L,pd]; mask [N*L] (1 = masked). */
-static ss_tensor *mae_forward(mae_state *s, ss_graph *g, const ss_model *m, ss_tensor *x, int64_t N, uint64_t stream,
-                              float **mask_out, int *keep_out)
+static ss_tensor *mae_forward(mae_state *s, ss_graph *g, const ss_model *m, ss_tensor *x, int64_t N, int64_t i0,
+                              uint64_t stream, float **mask_out, int *keep_out)
 {
     int L = s->L;
     int32_t *keep_idx = ss_scratch_bytes(g, (size_t)(N * L) * sizeof(int32_t));
     float *mask = ss_scratch(g, N * L);
     if (!keep_idx || !mask) return NULL;
-    int keep = ss_mae_random_mask(N, L, s->ratio, s->seed, stream, keep_idx, mask);
+    int keep = ss_mae_random_mask_at(N, i0, L, s->ratio, s->seed, stream, keep_idx, mask);
     int nm = L - keep;
     ss_tensor *tok = ss_vit_patch_tokens(g, m->enc, x); /* [N,L,D] */
     if (!tok) return NULL;
@@ -146,7 +146,7 @@ static ss_tensor *mae_loss(void *state, ss_graph *g, const ss_model *m, const ss
     float *mask;
     int keep;
     uint64_t stream = (uint64_t)b->epoch * 1000003u + (uint64_t)b->index_in_epoch;
-    ss_tensor *pred = mae_forward(s, g, m, batch_view(g, b, 0), b->n, stream, &mask, &keep);
+    ss_tensor *pred = mae_forward(s, g, m, batch_view(g, b, 0), b->n, b->offset, stream, &mask, &keep);
     if (!pred) return NULL;
     float *tgt = mae_targets(g, b->x[0], b->n, b->c, b->h, b->w, s->p, s->L, s->pd);
     if (!tgt) return NULL;
@@ -189,7 +189,7 @@ static ss_status mae_epoch_end(void *state, const ss_model *m, const ss_dataset 
     ss_images_to_float(test, NULL, 0, N, m->mean, m->std, x);
     float *mask;
     int keep;
-    ss_tensor *pred = mae_forward(s, g, m, ss_wrap(g, x, 4, (int64_t[]){N, c, hh, ww}), N, 999, &mask, &keep);
+    ss_tensor *pred = mae_forward(s, g, m, ss_wrap(g, x, 4, (int64_t[]){N, c, hh, ww}), N, 0, 999, &mask, &keep);
     ss_status st = SS_OK;
     if (!pred) {
         st = ss_seterr(ss_graph_status(g), "mae grid: %s", ss_graph_errmsg(g));

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "selfsup/dist.h"
 #include "ssl/ssl_internal.h"
 
 static const ss_method *const methods[] = {
@@ -49,6 +50,25 @@ ss_tensor *ss_mlp_forward(ss_graph *g, const ss_mlp *m, ss_tensor *x)
     ss_tensor *h = ss_linear_forward(g, &m->fc1, x);
     h = ss_relu(g, ss_batch_norm(g, h, m->g, m->b, m->rm, m->rv, 0.1f, 1e-5f));
     return ss_linear_forward(g, &m->fc2, h);
+}
+
+/* ---- data parallel: global two-view embeddings ---------------------------------- */
+ss_tensor *ss_ssl_gather_views(ss_graph *g, ss_tensor *z, int64_t n)
+{
+    int W = ss_dist_world();
+    if (!z || W <= 1) return z;
+    ss_tensor *all = ss_dist_allgather_rows(g, z); /* [W*2n, D]: rank r's view 0 rows, then its view 1 rows */
+    if (!all) return NULL;
+    if (all->shape[0] != 2 * n * W)
+        return ss_op_error(g, "gather_views", "gathered %lld rows, expected %d ranks x 2 views x %lld",
+                           (long long)all->shape[0], W, (long long)n);
+    int32_t *rows = ss_scratch_bytes(g, (size_t)(2 * n * W) * sizeof(int32_t));
+    if (!rows) return NULL;
+    int64_t k = 0;
+    for (int v = 0; v < 2; v++)
+        for (int r = 0; r < W; r++)
+            for (int64_t i = 0; i < n; i++) rows[k++] = (int32_t)(r * 2 * n + v * n + i);
+    return ss_index_select(g, all, 0, rows, k);
 }
 
 /* ---- NT-Xent ------------------------------------------------------------------
@@ -112,13 +132,19 @@ ss_tensor *ss_vicreg_loss(ss_graph *g, ss_tensor *z1, ss_tensor *z2, float terms
 /* ---- MAE masking and patches ------------------------------------------------------- */
 int ss_mae_random_mask(int64_t n, int L, float ratio, uint64_t seed, uint64_t stream, int32_t *keep_idx, float *mask)
 {
+    return ss_mae_random_mask_at(n, 0, L, ratio, seed, stream, keep_idx, mask);
+}
+
+int ss_mae_random_mask_at(int64_t n, int64_t i0, int L, float ratio, uint64_t seed, uint64_t stream,
+                          int32_t *keep_idx, float *mask)
+{
     int keep = (int)((float)L * (1.0f - ratio));
     if (keep < 1) keep = 1;
     int32_t perm[4096];
     if (L > 4096) return -1;
     for (int64_t i = 0; i < n; i++) {
         ss_rng r;
-        ss_rng_seed(&r, seed, stream * 1000003u + (uint64_t)i);
+        ss_rng_seed(&r, seed, stream * 1000003u + (uint64_t)(i0 + i));
         for (int j = 0; j < L; j++) perm[j] = j;
         ss_rng_shuffle_i32(&r, perm, L);
         /* keep the first `keep` of the permutation, sorted */

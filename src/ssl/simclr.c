@@ -35,7 +35,8 @@ static ss_tensor *simclr_loss(void *state, ss_graph *g, const ss_model *m, const
     ss_tensor *views[2] = {batch_view(g, b, 0), batch_view(g, b, 1)};
     ss_tensor *x = ss_concat(g, 2, views, 0); /* [2n,C,H,W]: BN sees both views */
     ss_tensor *z = ss_mlp_forward(g, &s->proj, ss_model_features(g, m, x));
-    return ss_ntxent(g, z, s->temperature);
+    /* Data parallel: negatives from every rank's batch. */
+    return ss_ntxent(g, ss_ssl_gather_views(g, z, b->n), s->temperature);
 }
 
 const ss_method ss_method_simclr = {

@@ -31,8 +31,11 @@ static ss_tensor *vic_loss(void *state, ss_graph *g, const ss_model *m, const ss
     (void)n;
     ss_tensor *views[2] = {batch_view(g, b, 0), batch_view(g, b, 1)};
     ss_tensor *z = ss_mlp_forward(g, &s->exp, ss_model_features(g, m, ss_concat(g, 2, views, 0)));
+    /* Data parallel: variance and covariance over the global batch. */
+    z = ss_ssl_gather_views(g, z, b->n);
     if (!z) return NULL;
-    ss_tensor *z1 = ss_slice(g, z, 0, 0, b->n), *z2 = ss_slice(g, z, 0, b->n, b->n);
+    int64_t half = z->shape[0] / 2;
+    ss_tensor *z1 = ss_slice(g, z, 0, 0, half), *z2 = ss_slice(g, z, 0, half, half);
     return ss_vicreg_loss(g, z1, z2, NULL);
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "selfsup/dist.h"
 #include "selfsup/fileio.h"
 #include "selfsup/plot.h"
 #include "selfsup/train.h"
@@ -53,6 +54,7 @@ static ss_status save_ckpt(const ss_fit_config *c, ss_model *m, ss_optimizer *op
                            const char *name)
 {
     char path[1100];
+    if (ss_dist_rank() != 0) return SS_OK; /* data parallel: rank 0 writes */
     snprintf(path, sizeof path, "%s/%s", c->run_dir, name);
     return ss_checkpoint_save(path, m, opt, st, c->config_json);
 }
@@ -70,6 +72,15 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
     memset(res, 0, sizeof *res);
     res->best_metric = NAN;
     res->last_metric = NAN;
+    /* Data parallel (selfsup/dist.h): every rank runs this loop on its shard;
+     * gradients are averaged after backward; rank 0 alone prints and writes. */
+    const int rank = ss_dist_rank(), world = ss_dist_world();
+    ss_fit_config c_rank;
+    if (rank != 0) {
+        c_rank = *c;
+        c_rank.quiet = 1;
+        c = &c_rank;
+    }
     int64_t spe = ss_loader_batches_per_epoch(L);
     if (spe <= 0) return ss_seterr(SS_ERR_INVALID, "%s: no full batch of data (fewer images than --batch?)", c->what);
     int64_t total = (int64_t)c->epochs * spe;
@@ -90,8 +101,9 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
             fprintf(stderr, "%s: resumed from %s at epoch %lld, batch %lld (step %lld)\n", c->what, path,
                     (long long)st.epoch + 1, (long long)st.batch, (long long)st.step);
     }
+    if ((s = ss_dist_sync_params(m->p))) goto out; /* same start on every rank */
     ss_jsonl *log = NULL;
-    if (c->run_dir) {
+    if (c->run_dir && rank == 0) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
         if ((s = ss_jsonl_open(path, &log))) goto out;
@@ -109,6 +121,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
         goto out_g;
     }
     ss_graph_set_check_finite(g, c->check_finite);
+    if (c->sync_bn && world > 1) ss_graph_set_batch_reduce(g, ss_dist_batch_reduce);
     double t_start = now_s(), t_last_ckpt = t_start, wait0 = ss_loader_wait_seconds(L);
     int64_t step = st.step, start_step = st.step;
     double eval_seconds = 0;
@@ -130,6 +143,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
                 goto out_g;
             }
             float lv = loss->data[0];
+            if (world > 1 && (s = ss_dist_allreduce_mean(&lv, 1))) goto out_g; /* every rank stops together */
             if (!isfinite(lv)) {
                 s = ss_seterr(SS_ERR_NAN, "%s: step %lld (epoch %lld, batch %lld): the loss is %s; stopping without "
                               "overwriting the last good checkpoint (rerun with --check-finite to find the op, or "
@@ -138,6 +152,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
                 goto out_g;
             }
             if ((s = ss_backward(g, loss))) goto out_g;
+            if ((s = ss_dist_average_grads(m->p))) goto out_g;
             if (c->clip_norm > 0) ss_clip_grad_norm(m->p, c->clip_norm);
             float lr = ss_lr_cosine(step, total, warmup, c->lr, c->final_lr);
             ss_opt_step(opt, lr);
@@ -145,7 +160,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
             if (h->after_step) h->after_step(h->ctx, step, (double)step / (double)total);
             sum_loss += lv;
             nb++;
-            images += batch.n;
+            images += batch.n * world;
             double t = now_s();
             if (t - t_print > 0.25 || b == spe - 1) {
                 double ips = images / (t - t_epoch + 1e-9);
@@ -157,8 +172,15 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
             st.epoch = epoch;
             st.batch = b + 1;
             st.step = step;
-            if (c->run_dir && ((c->ckpt_every_steps && step % c->ckpt_every_steps == 0) ||
-                               (c->ckpt_every_minutes > 0 && t - t_last_ckpt > 60 * c->ckpt_every_minutes))) {
+            int want_ckpt = c->run_dir && ((c->ckpt_every_steps && step % c->ckpt_every_steps == 0) ||
+                                           (c->ckpt_every_minutes > 0 && t - t_last_ckpt > 60 * c->ckpt_every_minutes));
+            if (world > 1 && c->run_dir && c->ckpt_every_minutes > 0) { /* rank 0's clock decides */
+                float w = (float)want_ckpt;
+                if ((s = ss_dist_broadcast(&w, 1, 0))) goto out_g;
+                want_ckpt = w != 0.0f;
+            }
+            if (want_ckpt) {
+                if ((s = ss_dist_average_buffers(m->p))) goto out_g;
                 ss_train_state ps = st;
                 if (ps.batch == spe) {
                     ps.epoch++;
@@ -169,7 +191,13 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
             }
         }
         double metric = NAN, t_eval = now_s();
-        if (h->epoch_end && (s = h->epoch_end(h->ctx, epoch, &metric))) goto out_g;
+        if (world > 1) { /* BN running statistics and accuracy over all ranks */
+            double cc[2] = {correct, count};
+            if ((s = ss_dist_average_buffers(m->p)) || (s = ss_dist_allreduce_sum_f64(cc, 2))) goto out_g;
+            correct = cc[0];
+            count = cc[1];
+        }
+        if (h->epoch_end && rank == 0 && (s = h->epoch_end(h->ctx, epoch, &metric))) goto out_g;
         eval_seconds += now_s() - t_eval;
         double ips = images / (t_eval - t_epoch + 1e-9);
         progress(c, epoch, spe, spe, nb ? sum_loss / nb : 0, count > 0 ? correct / count : -1, ips, 0, 1);
@@ -212,7 +240,7 @@ done:
     res->steps = step - start_step;
     res->seconds = now_s() - t_start - eval_seconds;
     res->data_wait_seconds = ss_loader_wait_seconds(L) - wait0;
-    if (c->run_dir && res->nhist > 0) {
+    if (c->run_dir && res->nhist > 0 && rank == 0) {
         char path[1100];
         double *x = malloc(sizeof(double) * (size_t)res->nhist);
         for (int i = 0; i < res->nhist; i++) x[i] = i + 1;
