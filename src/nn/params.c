@@ -102,6 +102,9 @@ ss_status ss_params_finalize(ss_params *p)
     /* Pad to keep every tensor 16-float (64-byte) aligned. */
     nv += 16 * (int64_t)p->n;
     nb += 16 * (int64_t)p->n;
+    /* aligned_alloc needs a size that is a multiple of the alignment. */
+    nv = (nv + 15) / 16 * 16;
+    nb = (nb + 15) / 16 * 16;
     p->values = aligned_alloc(64, (size_t)nv * sizeof(float));
     p->grads = aligned_alloc(64, (size_t)nv * sizeof(float));
     p->buffers = aligned_alloc(64, (size_t)(nb ? nb : 16) * sizeof(float));
