@@ -37,6 +37,8 @@ typedef struct ss_text_batcher_opts {
     int shuffle;     /* permutation from (seed, epoch) each epoch */
     int drop_last;   /* drop a last partial batch */
     uint64_t seed;
+    int64_t max_sequences; /* > 0: keep a seeded random subset of this many
+                              sequences (the same every epoch): a token budget */
 } ss_text_batcher_opts;
 
 /* Tokenise set's samples idx[0..n) (idx NULL = all) once. The batcher keeps
@@ -110,6 +112,7 @@ typedef struct ss_text_run_opts {
     const char *what;         /* progress label */
     int quiet, resume;
     int64_t max_steps;
+    int64_t max_sequences;    /* pretraining: a seeded subset of this many packed sequences (0 = all) */
 } ss_text_run_opts;
 
 /* Defaults: MLM pretraining (lr 1e-3, wd 0.01, batch 64, warm-up 1 epoch,

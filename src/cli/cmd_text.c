@@ -289,6 +289,7 @@ static int text_pretrain(int argc, char **argv)
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
                "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning)] [--seed 0]\n"
                "  [--threads 2] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
+               "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)]\n"
                "The corpus is packed into sequences of --seq-len tokens; 15%% of tokens are chosen each epoch\n"
                "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n");
         return 0;
@@ -300,6 +301,7 @@ static int text_pretrain(int argc, char **argv)
     const char *method = args_str(&a, "method", "mlm");
     read_common(&a, &c, &o, &ok);
     c.add_text = args_str(&a, "add-text", NULL);
+    o.max_sequences = args_int(&a, "max-sequences", 0, 0, 1L << 40, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (strcmp(method, "mlm")) {
         fprintf(stderr, "selfsup pretrain: --text takes --method mlm (got '%s')\n", method);
@@ -380,6 +382,7 @@ static int text_pretrain(int argc, char **argv)
     cJSON_AddStringToObject(cj, "method", "mlm");
     cJSON_AddNumberToObject(cj, "mask_prob", 0.15);
     cJSON_AddNumberToObject(cj, "corpus_samples", (double)corpus.n);
+    if (o.max_sequences) cJSON_AddNumberToObject(cj, "max_sequences", (double)o.max_sequences);
     cfg = cJSON_PrintUnformatted(cj);
     cJSON_Delete(cj);
     o.config_json = cfg;

@@ -106,6 +106,34 @@ ss_status ss_text_batcher_new(const ss_tokenizer *tok, const ss_textset *set, co
     ss_status s = SS_OK;
     if (b->T < 3 || b->T > 65536) s = ss_seterr(SS_ERR_INVALID, "text batcher: sequence length %d outside [3, 65536]", b->T);
     if (!s) s = o->pack ? pack_texts(b, tok, set, idx, n) : one_per_text(b, tok, set, idx, n);
+    if (!s && o->max_sequences > 0 && o->max_sequences < b->nseq) {
+        /* Keep a seeded subset, in its original order (a fixed token budget). */
+        int32_t *keep = malloc(sizeof(int32_t) * (size_t)b->nseq);
+        if (!keep) s = ss_seterr(SS_ERR_NOMEM, "text batcher: out of memory");
+        else {
+            for (int64_t i = 0; i < b->nseq; i++) keep[i] = (int32_t)i;
+            ss_rng r;
+            ss_rng_seed(&r, b->seed ^ 0x737562736574ull, 0);
+            ss_rng_shuffle_i32(&r, keep, b->nseq);
+            int64_t k = o->max_sequences;
+            /* sort the kept ids ascending (counting pass over a mark array) */
+            char *mark = calloc((size_t)b->nseq, 1);
+            if (!mark) s = ss_seterr(SS_ERR_NOMEM, "text batcher: out of memory");
+            for (int64_t i = 0; mark && i < k; i++) mark[keep[i]] = 1;
+            int64_t j = 0;
+            for (int64_t i = 0; mark && i < b->nseq; i++) {
+                if (!mark[i]) continue;
+                memmove(b->ids + j * b->T, b->ids + i * b->T, sizeof(int32_t) * (size_t)b->T);
+                b->lens[j] = b->lens[i];
+                b->labels[j] = b->labels[i];
+                b->src[j] = b->src[i];
+                j++;
+            }
+            if (mark) b->nseq = k;
+            free(mark);
+            free(keep);
+        }
+    }
     if (!s) {
         b->spe = b->drop_last ? b->nseq / b->B : (b->nseq + b->B - 1) / b->B;
         size_t cap = (size_t)b->B * (size_t)b->T;

@@ -253,7 +253,8 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
     if (!s) s = ss_model_finalize(m, o->seed);
     if (s) return s;
     ss_text_batcher_opts bo = {.seq_len = m->ecfg.seq_len, .batch = o->batch, .pack = 1, .mlm = 1,
-                               .mask_prob = 0.15f, .shuffle = 1, .drop_last = 1, .seed = o->seed};
+                               .mask_prob = 0.15f, .shuffle = 1, .drop_last = 1, .seed = o->seed,
+                               .max_sequences = o->max_sequences};
     if ((s = ss_text_batcher_new(tok, corpus, NULL, corpus->n, &bo, &c.tb))) return s;
     if (ss_text_batcher_batches(c.tb) <= 0) {
         ss_text_batcher_free(c.tb);
