@@ -42,6 +42,11 @@ static int run(char **out, const char *fmt, ...)
     }
     if (buf) buf[n] = '\0';
     int st = pclose(p);
+    if (getenv("SS_TEST_VERBOSE")) {
+        char e[300];
+        snprintf(e, sizeof e, "cat '%s/err.txt' >&2", dir);
+        if (system(e) != 0) fprintf(stderr, "(no err.txt)\n");
+    }
     if (out) *out = buf;
     else free(buf);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
