@@ -8,7 +8,8 @@
 #   scripts/text_results.sh [OUT_DIR (runs/text_results)]
 #
 # Env: SS_BIN (build/selfsup), DATA (../shared/data), PRE_SEQS (12800:
-# packed 64-token sequences of MLM pretraining, one pass = 200 steps of 64),
+# packed 64-token sequences of MLM pretraining, one pass = 200 steps of 64;
+# 0 = the whole corpus), PRE_EPOCHS (1: passes over them),
 # LANES (3: jobs run in parallel lanes of THREADS threads each), THREADS (1).
 # Restartable: a job whose result.json exists is skipped. Summary table:
 # OUT_DIR/summary.md (SUMMARY_ONLY=1 rebuilds it without running anything).
@@ -35,7 +36,7 @@ COMMON="--text $RT --threads $THREADS --quiet --json"
 job_pretrain() {
     [ -f "$OUT/mlm/result.json" ] && return 0
     "$B" pretrain --method mlm --text "$MR" --add-text "$RT" --vocab $VOCAB --seq-len $SEQ \
-        --epochs 1 --max-sequences "$PRE_SEQS" --batch 64 --lr 2e-3 --warmup 0.1 --threads "$THREADS" --quiet --json \
+        --epochs "${PRE_EPOCHS:-1}" --max-sequences "$PRE_SEQS" --batch 64 --lr 2e-3 --warmup 0.1 --threads "$THREADS" --quiet --json \
         --out "$OUT/mlm" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
 }
 
