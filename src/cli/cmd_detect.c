@@ -255,7 +255,8 @@ static int detect_train(int argc, char **argv)
         printf("usage: selfsup detect train --data SCENES [--val-data SCENES] [--images DIR] [--n-train N (0 = all)]\n"
                "  [--model PRETRAINED (start from its encoder)] [--encoder convnet-s|resnet18] [--epochs 40]\n"
                "  [--batch 16] [--lr 2e-3] [--wd 1e-4] [--warmup 1] [--encoder-lr-scale 1] [--size-weight 0.1]\n"
-               "  [--no-flip] [--eval-every N] [--seed 0] [--threads 2] [--out RUN_DIR] [--max-steps N] [--json]\n"
+               "  [--no-flip] [--eval-every N] [--seed 0] [--threads 2] [--out RUN_DIR] [--resume] [--max-steps N]\n"
+               "  [--json]\n"
                "SCENES: a folder with annotations.json (+ images/) or a COCO JSON file. mAP is evaluated on\n"
                "--val-data (e.g. scenes made with 'selfsup scenes --split test').\n");
         return 0;
@@ -276,6 +277,7 @@ static int detect_train(int argc, char **argv)
     uint64_t seed = (uint64_t)args_int(&a, "seed", 0, 0, 1L << 40, &ok);
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
+    int resume = args_flag(&a, "resume");
     int flip = !args_flag(&a, "no-flip"), json = args_flag(&a, "json"), quiet = args_flag(&a, "quiet") || json;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!data) {
@@ -386,6 +388,7 @@ static int detect_train(int argc, char **argv)
     fc.what = "detect";
     fc.quiet = quiet;
     fc.max_steps = max_steps;
+    fc.resume = resume;
     dc.m = &m;
     dc.det = &det;
     dc.train = &tr;
