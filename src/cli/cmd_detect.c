@@ -559,8 +559,14 @@ static void draw_scene(unsigned char *rgb, int W, int H, int ox, int oy, const s
         y1 = y1 > oy + h * scale - 1 ? oy + h * scale - 1 : y1;
         draw_rect(rgb, W, H, x0, y0, x1, y1, c, 2);
         char label[64];
-        snprintf(label, sizeof label, "%.10s %.2f", names[det[j].cls], (double)det[j].score);
-        int ty = y0 - 9 >= oy ? y0 - 9 : y0 + 2;
+        snprintf(label, sizeof label, "%.10s %.0f%%", names[det[j].cls], 100.0 * det[j].score);
+        int ty = y0 - 9 >= oy ? y0 - 9 : y0 + 2, tw = (int)strlen(label) * 6 + 1;
+        for (int y = ty - 1; y < ty + 8; y++) /* dark backing so the label reads on any background */
+            for (int x = x0; x < x0 + tw && x < ox + w * scale; x++) {
+                if (x < 0 || y < 0 || x >= W || y >= H) continue;
+                unsigned char *q = rgb + ((size_t)y * W + x) * 3;
+                q[0] = q[1] = q[2] = 0;
+            }
         ss_draw_text_rgb(rgb, W, H, x0 + 1, ty, label, 1, c);
     }
 }
