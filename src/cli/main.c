@@ -26,6 +26,8 @@ static const struct {
     {"robustness", cmd_robustness, "accuracy under lighting, background, noise, blur and digital corruptions"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a checkpoint"},
     {"tokenizer", cmd_tokenizer, "byte-level BPE tokenizer: train on a text corpus (Hugging Face JSON), encode"},
+    {"scenes", cmd_scenes, "detection scenes (PNG + COCO JSON) composed from a labelled image dataset"},
+    {"detect", cmd_detect, "object detection: train (scratch or --model), eval (COCO mAP), predict (boxes on PNGs)"},
     {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
 };
 
