@@ -28,6 +28,13 @@ ss_tensor *ss_op_error_code(ss_graph *g, ss_status code, const char *op, const c
 #endif
     ;
 
+/* As ss_grad, for an op whose backward writes EVERY element of t's
+ * gradient: when the buffer does not exist yet (t is no view and nothing has
+ * flowed into it), it is allocated without the zero fill and *fresh = 1; the
+ * caller must then store (=) instead of accumulate (+=). Otherwise *fresh = 0
+ * and the existing buffer is returned (accumulate). */
+float *ss_grad_fresh(ss_graph *g, ss_tensor *t, int *fresh);
+
 /* Does tensor t need a gradient (flag set)? */
 static inline int ss_req(const ss_tensor *t) { return t && (t->flags & SS_T_REQUIRES_GRAD); }
 

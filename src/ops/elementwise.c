@@ -175,11 +175,31 @@ enum { U_SCALE, U_ADDS, U_RELU, U_GELU, U_SIGMOID, U_TANH, U_SQRT };
 static void unary_backward(ss_graph *g, ss_node *n)
 {
     ss_tensor *x = n->in[0], *out = n->out;
-    float *gx = ss_grad(g, x);
+    int fresh;
+    float *gx = ss_grad_fresh(g, x, &fresh);
     if (!gx) return;
     const float *go = out->grad, *xd = x->data, *yd = out->data;
     int64_t N = x->numel;
     float s = n->f[0];
+    if (fresh) {
+        /* First writer of dx: store instead of zero-fill + accumulate. */
+        switch ((int)n->i[0]) {
+        case U_SCALE:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
+            for (int64_t i = 0; i < N; i++) gx[i] = s * go[i];
+            return;
+        case U_ADDS:
+            memcpy(gx, go, (size_t)N * sizeof(float));
+            return;
+        case U_RELU:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
+            for (int64_t i = 0; i < N; i++) gx[i] = xd[i] > 0.0f ? go[i] : 0.0f;
+            return;
+        default:
+            memset(gx, 0, (size_t)N * sizeof(float));
+            break;
+        }
+    }
     switch ((int)n->i[0]) {
     case U_SCALE:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN)
