@@ -176,9 +176,9 @@ static void unary_backward(ss_graph *g, ss_node *n)
 {
     ss_tensor *x = n->in[0], *out = n->out;
     int fresh;
-    float *gx = ss_grad_fresh(g, x, &fresh);
-    if (!gx) return;
     const float *go = out->grad, *xd = x->data, *yd = out->data;
+    float *gx = ss_grad_take(g, x, out, &fresh);
+    if (!gx) return;
     int64_t N = x->numel;
     float s = n->f[0];
     if (fresh) {
@@ -189,15 +189,30 @@ static void unary_backward(ss_graph *g, ss_node *n)
             for (int64_t i = 0; i < N; i++) gx[i] = s * go[i];
             return;
         case U_ADDS:
-            memcpy(gx, go, (size_t)N * sizeof(float));
+            if (gx != go) memcpy(gx, go, (size_t)N * sizeof(float));
             return;
         case U_RELU:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN)
             for (int64_t i = 0; i < N; i++) gx[i] = xd[i] > 0.0f ? go[i] : 0.0f;
             return;
-        default:
-            memset(gx, 0, (size_t)N * sizeof(float));
-            break;
+        case U_GELU:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
+            for (int64_t i = 0; i < N; i++) {
+                float v = xd[i];
+                float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2));
+                float pdf = INV_SQRT2PI * expf(-0.5f * v * v);
+                gx[i] = go[i] * (cdf + v * pdf);
+            }
+            return;
+        case U_SIGMOID:
+            for (int64_t i = 0; i < N; i++) gx[i] = go[i] * yd[i] * (1.0f - yd[i]);
+            return;
+        case U_TANH:
+            for (int64_t i = 0; i < N; i++) gx[i] = go[i] * (1.0f - yd[i] * yd[i]);
+            return;
+        case U_SQRT:
+            for (int64_t i = 0; i < N; i++) gx[i] = yd[i] > 0.0f ? go[i] * 0.5f / yd[i] : 0.0f;
+            return;
         }
     }
     switch ((int)n->i[0]) {

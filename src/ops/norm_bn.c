@@ -203,7 +203,7 @@ static void bn_backward(ss_graph *g, ss_node *n)
         for (int64_t i = 0; i < T; i++) m[i] = yd[i] > 0.0f ? m[i] : 0.0f;
     }
     int fresh = 0;
-    float *gx = ss_req(x) ? ss_grad_fresh(g, x, &fresh) : NULL;
+    float *gx = ss_req(x) ? ss_grad_take(g, x, n->out, &fresh) : NULL; /* dx may overwrite dy in place */
     float *gg = ss_req(gamma) ? ss_grad(g, gamma) : NULL;
     float *gbeta = ss_req(beta) ? ss_grad(g, beta) : NULL;
     if ((ss_req(x) && !gx) || (ss_req(gamma) && !gg) || (ss_req(beta) && !gbeta)) return;
