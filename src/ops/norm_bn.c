@@ -192,15 +192,22 @@ static void bn_backward(ss_graph *g, ss_node *n)
     const double M = sync ? sv->mglobal : (double)(N * S);
     const float *xd = x->data, *dy = n->out->grad;
     const int relu = (int)n->i[1];
-    if (relu) {
+    float *dyw = n->out->grad; /* writable: see below */
+    const float *yd = n->out->data;
+    int64_t S0 = N * C > 0 ? x->numel / (N * C) : 0;
+    int mask_in_sums = 0; /* the S > 1 sums pass applies the ReLU mask itself */
+    if (relu && !(S0 > 1 && (ss_req(gamma) || ss_req(beta) || (ss_req(x) && n->i[0])))) {
         /* dy through the fused ReLU: dy where the output is > 0, else 0.
          * Done in place: every consumer of the output has run its backward
          * already (reverse order), so its gradient has no other reader. */
-        float *m = n->out->grad;
-        const float *yd = n->out->data;
         const int64_t T = n->out->numel;
-#pragma omp parallel for schedule(static) if (T > PAR_MIN)
-        for (int64_t i = 0; i < T; i++) m[i] = yd[i] > 0.0f ? m[i] : 0.0f;
+#pragma omp parallel for simd schedule(static) if (T > PAR_MIN)
+        for (int64_t i = 0; i < T; i++) {
+            float v = dyw[i];
+            dyw[i] = yd[i] > 0.0f ? v : 0.0f;
+        }
+    } else if (relu) {
+        mask_in_sums = 1;
     }
     int fresh = 0;
     float *gx = ss_req(x) ? ss_grad_take(g, x, n->out, &fresh) : NULL; /* dx may overwrite dy in place */
@@ -223,10 +230,24 @@ static void bn_backward(ss_graph *g, ss_node *n)
                 for (int64_t nn = 0; nn < N; nn++) {
                     const float *xp = xd + (nn * C + c) * S, *dp = dy + (nn * C + c) * S;
                     float b1 = 0.0f, b2 = 0.0f;
+                    if (mask_in_sums) {
+                        /* dy through the fused ReLU, stored back for the dx pass */
+                        float *dm = dyw + (nn * C + c) * S;
+                        const float *yp = yd + (nn * C + c) * S;
 #pragma omp simd reduction(+ : b1, b2)
-                    for (int64_t j = 0; j < S; j++) {
-                        b1 += dp[j];
-                        b2 += dp[j] * ((xp[j] - k) - d);
+                        for (int64_t j = 0; j < S; j++) {
+                            float v = dm[j];
+                            v = yp[j] > 0.0f ? v : 0.0f;
+                            dm[j] = v;
+                            b1 += v;
+                            b2 += v * ((xp[j] - k) - d);
+                        }
+                    } else {
+#pragma omp simd reduction(+ : b1, b2)
+                        for (int64_t j = 0; j < S; j++) {
+                            b1 += dp[j];
+                            b2 += dp[j] * ((xp[j] - k) - d);
+                        }
                     }
                     a1 += b1;
                     a2 += b2;
