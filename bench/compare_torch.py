@@ -248,7 +248,10 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=1, help="alternating runs of each side; median reported")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
-    ap.add_argument("--selfsup-args", default="", help="extra arguments for selfsup bench (e.g. '--precision bf16')")
+    ap.add_argument("--selfsup-args", default="", help="extra arguments passed to selfsup bench")
+    ap.add_argument("--torch-default-spin", action="store_true",
+                    help="leave PyTorch with libgomp's default spin-wait (by default both sides run with "
+                         "GOMP_SPINCOUNT=10000, which the selfsup CLI sets for itself)")
     ap.add_argument("--torch-worker", metavar="NAME", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
@@ -261,6 +264,11 @@ def main():
     if not os.access(a.bin, os.X_OK):
         raise SystemExit("%s: not an executable (build selfsup first or pass --bin)" % a.bin)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env and not a.torch_default_spin:
+        # The selfsup CLI sets this for itself (ss_runtime_omp_defaults);
+        # PyTorch's libgomp gets the same setting so the comparison is of
+        # the code, not of the OpenMP wait policy.
+        env["GOMP_SPINCOUNT"] = "10000"
     rows = []
     for n in names:
         ss, pt = [], []
@@ -292,7 +300,8 @@ def main():
            lambda r: "%.2fx" % r["ratio"], lambda r: "%d" % r["ss_mib"], lambda r: "%d" % r["pt_mib"],
            lambda r: "%.0f%%" % (100 * r["share"])]
     print("threads %d, %d steps, median of %d alternating repeat(s); ratio = median of per-repeat "
-          "selfsup/PyTorch throughput" % (a.threads, a.steps, a.repeat))
+          "selfsup/PyTorch throughput; GOMP_SPINCOUNT=%s" % (a.threads, a.steps, a.repeat,
+                                                             env.get("GOMP_SPINCOUNT", "(default)")))
     if a.markdown:
         print("| " + " | ".join(hdr) + " |")
         print("|" + "|".join(" --- " for _ in hdr) + "|")
