@@ -5,10 +5,12 @@
  *  - first-writer gradients (ss_grad_fresh: store instead of zero-fill +
  *    accumulate) vs a run where the gradient buffer already exists (so the
  *    accumulating path runs): the same bits for linear, matmul, relu, scale,
- *    add_scalar and batch norm inputs. */
+ *    add_scalar and batch norm inputs;
+ *  - ss_erf_fast (GELU) vs libm's erff. */
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "ops/fastmath.h"
 #include "selfsup/ops.h"
 #include "selfsup/rng.h"
 #include "testutil.h"
@@ -144,8 +146,23 @@ static void test_fresh(const char *name, op_fn f, const int64_t *sa, const int64
     for (int k = 0; k < 2; k++) free(ga[k]), free(gb[k]);
 }
 
+static void test_erf(void)
+{
+    double worst = 0.0;
+    for (int i = -800000; i <= 800000; i++) {
+        float x = (float)i * 1e-5f; /* [-8, 8] */
+        double d = fabs((double)ss_erf_fast(x) - (double)erff(x));
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst < 2.5e-7, "ss_erf_fast vs erff: max abs error %g", worst);
+    CHECK(ss_erf_fast(INFINITY) == 1.0f && ss_erf_fast(-INFINITY) == -1.0f);
+    CHECK(isnan(ss_erf_fast(NAN)));
+    CHECK(ss_erf_fast(0.0f) == 0.0f);
+}
+
 int main(void)
 {
+    test_erf();
     int64_t s4[4] = {6, 5, 7, 9}, s2[2] = {40, 24};
     for (int tr = 0; tr < 2; tr++) {
         test_bn_relu(4, s4, tr);

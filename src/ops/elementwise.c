@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "ops/fastmath.h"
 
 #define PAR_MIN 32768 /* below this, threads cost more than they save */
 
@@ -199,8 +200,8 @@ static void unary_backward(ss_graph *g, ss_node *n)
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
             for (int64_t i = 0; i < N; i++) {
                 float v = xd[i];
-                float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2));
-                float pdf = INV_SQRT2PI * expf(-0.5f * v * v);
+                float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
+                float pdf = INV_SQRT2PI * ss_exp_nonpos(-0.5f * v * v);
                 gx[i] = go[i] * (cdf + v * pdf);
             }
             return;
@@ -233,8 +234,8 @@ static void unary_backward(ss_graph *g, ss_node *n)
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
         for (int64_t i = 0; i < N; i++) {
             float v = xd[i];
-            float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2));
-            float pdf = INV_SQRT2PI * expf(-0.5f * v * v);
+            float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
+            float pdf = INV_SQRT2PI * ss_exp_nonpos(-0.5f * v * v);
             gx[i] += go[i] * (cdf + v * pdf);
         }
         break;
@@ -279,7 +280,7 @@ static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
         break;
     case U_GELU:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
-        for (int64_t i = 0; i < N; i++) o[i] = 0.5f * xd[i] * (1.0f + erff(xd[i] * INV_SQRT2));
+        for (int64_t i = 0; i < N; i++) o[i] = 0.5f * xd[i] * (1.0f + ss_erf_fast(xd[i] * INV_SQRT2));
         break;
     case U_SIGMOID:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
