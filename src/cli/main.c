@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/text_cli.h"
 #include "selfsup/dist.h"
+#include "selfsup/runtime.h"
 
 int cli_fail(void)
 {
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    ss_runtime_omp_defaults(argv); /* GOMP_SPINCOUNT for shared CPUs (re-execs once) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
