@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "selfsup/fileio.h"
+
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_PSD
 #define STBI_NO_HDR
@@ -37,6 +39,99 @@
 #elif defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
+
+/* ---- one image, size checked before decoding --------------------------------------- */
+/* Width and height a PNG or JPEG header declares (1), without decoding;
+ * 0 for other formats or when the header is not found. */
+static int header_dims(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h)
+{
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 24 && !memcmp(p, png_sig, 8) && !memcmp(p + 12, "IHDR", 4)) {
+        *w = (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
+        *h = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23];
+        return 1;
+    }
+    if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
+    for (size_t i = 2; i + 9 <= n;) { /* JPEG: walk the markers to the frame header */
+        if (p[i] != 0xFF) return 0;
+        unsigned m = p[i + 1];
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+            i += 2;
+            continue;
+        }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            *h = (uint32_t)p[i + 5] << 8 | p[i + 6];
+            *w = (uint32_t)p[i + 7] << 8 | p[i + 8];
+            return 1;
+        }
+        if (m == 0xD9 || m == 0xDA) return 0;
+        i += 2 + ((size_t)p[i + 2] << 8 | p[i + 3]);
+    }
+    return 0;
+}
+
+unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
+                                       int *h, int *comp, char *err, size_t errn)
+{
+    int iw = 0, ih = 0, ic = 0;
+    if (n == 0 || n > (size_t)INT_MAX) {
+        snprintf(err, errn, "%s: cannot decode image: %s", label, n ? "file too large" : "empty file");
+        return NULL;
+    }
+    uint32_t hw, hh;
+    if (header_dims(buf, n, &hw, &hh) &&
+        (hw > SS_IMG_MAX_SIDE || hh > SS_IMG_MAX_SIDE || (uint64_t)hw * hh > (uint64_t)SS_IMG_MAX_PIXELS)) {
+        snprintf(err, errn, "%s: image declares %ux%u pixels, over the limit of %d per side and %lld in all "
+                 "(not decoded)", label, (unsigned)hw, (unsigned)hh, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
+        return NULL;
+    }
+    if (!stbi_info_from_memory(buf, (int)n, &iw, &ih, &ic)) {
+        const char *why = stbi_failure_reason();
+        snprintf(err, errn, "%s: cannot decode image: %s", label, why ? why : "unknown format");
+        return NULL;
+    }
+    if (iw <= 0 || ih <= 0 || iw > SS_IMG_MAX_SIDE || ih > SS_IMG_MAX_SIDE ||
+        (int64_t)iw * ih > SS_IMG_MAX_PIXELS) {
+        snprintf(err, errn, "%s: image declares %dx%d pixels, over the limit of %d per side and %lld in all "
+                 "(not decoded)", label, iw, ih, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
+        return NULL;
+    }
+    if (ic < 1 || ic > 4) {
+        snprintf(err, errn, "%s: image has %d channels; expected 1 to 4", label, ic);
+        return NULL;
+    }
+    unsigned char *img = stbi_load_from_memory(buf, (int)n, w, h, comp, req_comp);
+    if (!img) {
+        const char *why = stbi_failure_reason();
+        snprintf(err, errn, "%s: cannot decode image: %s", label, why ? why : "unknown reason");
+        return NULL;
+    }
+    if (*w != iw || *h != ih) { /* the header and the decoder must agree */
+        stbi_image_free(img);
+        snprintf(err, errn, "%s: cannot decode image: inconsistent size", label);
+        return NULL;
+    }
+    return img;
+}
+
+unsigned char *ss__image_load(const char *path, int req_comp, int *w, int *h, int *comp, char *err, size_t errn)
+{
+    void *buf = NULL;
+    size_t n = 0;
+    if (ss_read_file(path, SS_IMG_MAX_FILE, &buf, &n) != SS_OK) {
+        snprintf(err, errn, "%s", ss_errmsg());
+        return NULL;
+    }
+    unsigned char *img = ss__image_decode_memory(buf, n, path, req_comp, w, h, comp, err, errn);
+    free(buf);
+    return img;
+}
+
+void ss__image_free(unsigned char *img) { stbi_image_free(img); }
 
 typedef struct entry {
     char *path;
@@ -154,8 +249,10 @@ static ss_status decode_entries(entry_list *L, const char *what, const ss_load_c
     if (cfg->max_images > 0 && cfg->max_images < n) n = cfg->max_images;
     if (n == 0) return ss_seterr(SS_ERR_FORMAT, "%s: no images found", what);
     int w0, h0, comp0;
-    if (!stbi_info(L->v[0].path, &w0, &h0, &comp0))
-        return ss_seterr(SS_ERR_FORMAT, "%s: cannot decode image: %s", L->v[0].path, stbi_failure_reason());
+    char err0[1024];
+    unsigned char *first = ss__image_load(L->v[0].path, 0, &w0, &h0, &comp0, err0, sizeof err0);
+    if (!first) return ss_seterr(SS_ERR_FORMAT, "%s", err0);
+    stbi_image_free(first);
     int c, h, w;
     size_t bytes;
     ss_status s = ss__out_shape(cfg, what, n, comp0, h0, w0, &c, &h, &w, &bytes);
@@ -174,16 +271,15 @@ static ss_status decode_entries(entry_list *L, const char *what, const ss_load_c
         cur = err_i;
         if (i > cur) continue;
         int iw, ih, icomp;
-        unsigned char *img = stbi_load(L->v[i].path, &iw, &ih, &icomp, c);
+        char why[1024];
+        unsigned char *img = ss__image_load(L->v[i].path, c, &iw, &ih, &icomp, why, sizeof why);
         if (!img) {
-            const char *why = stbi_failure_reason();
 #pragma omp critical(ss_imgfolder_err)
             {
                 if (i < err_i) {
 #pragma omp atomic write
                     err_i = i;
-                    snprintf(err_msg, sizeof err_msg, "%s: cannot decode image: %s", L->v[i].path,
-                             why ? why : "unknown reason");
+                    snprintf(err_msg, sizeof err_msg, "%s", why);
                 }
             }
             continue;

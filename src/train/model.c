@@ -1,5 +1,7 @@
 /* Models (encoder + heads in one store), checkpoints, evaluation. */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,10 +195,17 @@ char *ss_checkpoint_meta(const char *path, const char *key)
     return r;
 }
 
+/* Integer metadata; -1 when it is not an integer in [0, 2^31) (hostile
+ * files: then reported as out of range). */
 static int meta_int(ss_safetensors *st, const char *key, int def)
 {
     const char *v = ss_st_meta(st, key);
-    return v ? atoi(v) : def;
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 0 || x > INT_MAX) return -1;
+    return (int)x;
 }
 
 static void meta_floats(ss_safetensors *st, const char *key, float *out, int n)
@@ -315,6 +324,7 @@ ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *pre
 ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn extra, void *ctx)
 {
     ss_safetensors *st = NULL;
+    memset(m, 0, sizeof *m);
     ss_status s = ss_st_open(path, &st);
     if (s) return s;
     const char *kind = ss_st_meta(st, "encoder");
@@ -333,13 +343,25 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
     ec.seq_len = meta_int(st, "seq_len", 0);
     int nclasses = meta_int(st, "num_classes", 0);
     if (ec.in_chans < 1 || ec.in_chans > 4 || ec.img_size < 4 || ec.img_size > 4096 || nclasses < 0 ||
-        nclasses > 100000) {
+        nclasses > 100000 || ec.vocab < 0 || ec.vocab > (1 << 24) || ec.seq_len < 0 || ec.seq_len > (1 << 16)) {
         ss_st_close(st);
-        return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d)", path,
-                         ec.in_chans, ec.img_size, nclasses);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d, "
+                         "vocab_size %d, seq_len %d)", path, ec.in_chans, ec.img_size, nclasses, ec.vocab, ec.seq_len);
     }
     s = ss_model_create(m, &ec, nclasses);
     if (!s && extra) s = extra(ctx, m);
+    /* Every tensor the metadata implies must be in the file with its size
+     * before the model is allocated, so the allocation is bounded by the
+     * file's own size whatever the metadata claims. */
+    for (int i = 0; !s && i < ss_params_count(m->p); i++) {
+        ss_tensor *t = ss_params_at(m->p, i);
+        const ss_st_entry *e = ss_st_find(st, t->name);
+        if (!e && extra) continue; /* a method head may be absent */
+        if (!e) s = ss_seterr(SS_ERR_FORMAT, "%s: no tensor '%s' (metadata says a %s model)", path, t->name, kind_buf);
+        else if (e->nbytes / ss_dtype_size(e->dtype) != (size_t)t->numel)
+            s = ss_seterr(SS_ERR_SHAPE, "%s: tensor '%s' has %zu elements; the %s model of the metadata needs %lld",
+                          path, t->name, e->nbytes / ss_dtype_size(e->dtype), kind_buf, (long long)t->numel);
+    }
     if (!s) s = ss_model_finalize(m, 0);
     if (!s) s = load_tensors(st, path, m, NULL, extra != NULL, NULL);
     if (!s) {
@@ -357,6 +379,7 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
         cJSON_Delete(a);
     }
     ss_st_close(st);
+    if (s) ss_model_free(m); /* nothing half-built is left to the caller */
     return s;
 }
 

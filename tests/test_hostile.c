@@ -1,0 +1,435 @@
+/* Hostile inputs: every reader, given a bad file it makes itself, returns
+ * an error (never crashes, never allocates what the file only claims) with
+ * one line naming the file and the cause. Each case prints
+ *   | reader | input | message |
+ * which is the table in docs/RELIABILITY.md. Crashes found by fuzzing
+ * (scripts/fuzz.sh) are added here as regression cases.
+ * CLI cases need SS_BIN. */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "selfsup/data.h"
+#include "selfsup/fileio.h"
+#include "selfsup/optim.h"
+#include "selfsup/safetensors.h"
+#include "selfsup/text.h"
+#include "selfsup/train.h"
+#include "stb_image_write.h"
+#include "testutil.h"
+
+static char dir[64];
+static int table = 1; /* print the markdown table rows */
+
+static const char *at(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static const char *put(const char *name, const void *data, size_t n)
+{
+    const char *p = at(name);
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        if (n) fwrite(data, 1, n, f);
+        fclose(f);
+    }
+    return p;
+}
+
+static const char *puts_(const char *name, const char *text) { return put(name, text, strlen(text)); }
+
+/* The call failed with one line naming `file` and containing `cause`. */
+static void expect(const char *reader, const char *input, ss_status s, const char *file, const char *cause)
+{
+    const char *m = ss_errmsg();
+    CHECK_MSG(s != SS_OK, "%s: %s was accepted", reader, input);
+    if (s == SS_OK) return;
+    CHECK_MSG(!strchr(m, '\n'), "%s: %s: message has a newline: %s", reader, input, m);
+    CHECK_MSG(!file || strstr(m, file), "%s: %s: message does not name %s: %s", reader, input, file, m);
+    CHECK_MSG(!cause || strstr(m, cause), "%s: %s: message lacks '%s': %s", reader, input, cause, m);
+    if (table) printf("| %s | %s | `%s` |\n", reader, input, m + (file && strstr(m, dir) == m ? strlen(dir) + 1 : 0));
+}
+
+/* ---- safetensors ---------------------------------------------------------------------- */
+static const char *st_file(const char *name, const char *header, size_t data_bytes)
+{
+    static unsigned char buf[4096];
+    uint64_t hl = strlen(header);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    memset(buf + 8 + hl, 0, data_bytes);
+    return put(name, buf, 8 + hl + data_bytes);
+}
+
+static void test_safetensors(void)
+{
+    ss_safetensors *st = NULL;
+    const char *p = put("empty.safetensors", "", 0);
+    expect("safetensors", "empty file", ss_st_open(p, &st), "empty.safetensors", NULL);
+    unsigned char huge[16] = {0, 0, 0, 0, 0, 0, 0, 0x10, '{', '}'};
+    p = put("hlen.safetensors", huge, sizeof huge);
+    expect("safetensors", "header length 2^60", ss_st_open(p, &st), "hlen.safetensors", "header");
+    p = st_file("notjson.safetensors", "{\"a\":", 0);
+    expect("safetensors", "header not JSON", ss_st_open(p, &st), "notjson.safetensors", NULL);
+    p = st_file("dtype.safetensors", "{\"w\":{\"dtype\":\"F7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    expect("safetensors", "unknown dtype", ss_st_open(p, &st), "dtype.safetensors", "dtype");
+    p = st_file("overflow.safetensors",
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4);
+    expect("safetensors", "shape product overflows", ss_st_open(p, &st), "overflow.safetensors", NULL);
+    p = st_file("beyond.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1000],\"data_offsets\":[0,4000]}}", 8);
+    expect("safetensors", "offsets beyond the file", ss_st_open(p, &st), "beyond.safetensors", NULL);
+    p = st_file("overlap.safetensors",
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                12);
+    expect("safetensors", "overlapping tensors", ss_st_open(p, &st), "overlap.safetensors", NULL);
+    p = st_file("mismatch.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8);
+    expect("safetensors", "shape disagrees with offsets", ss_st_open(p, &st), "mismatch.safetensors", NULL);
+    p = st_file("dup.safetensors",
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                8);
+    expect("safetensors", "duplicate tensor name", ss_st_open(p, &st), "dup.safetensors", NULL);
+    p = st_file("meta.safetensors", "{\"__metadata__\":{\"k\":5}}", 0);
+    expect("safetensors", "metadata value not a string", ss_st_open(p, &st), "meta.safetensors", NULL);
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------- */
+static void test_checkpoint(void)
+{
+    ss_model m;
+    const char *p = st_file("noenc.safetensors", "{\"__metadata__\":{\"format\":\"x\"}}", 0);
+    expect("checkpoint", "no encoder in metadata", ss_checkpoint_load_model(p, &m, NULL, NULL), "noenc.safetensors",
+           "encoder");
+    p = st_file("alexnet.safetensors", "{\"__metadata__\":{\"encoder\":\"alexnet\"}}", 0);
+    expect("checkpoint", "unknown encoder", ss_checkpoint_load_model(p, &m, NULL, NULL), NULL, "alexnet");
+    p = st_file("img.safetensors", "{\"__metadata__\":{\"encoder\":\"convnet-s\",\"img_size\":\"99999\"}}", 0);
+    expect("checkpoint", "img_size 99999", ss_checkpoint_load_model(p, &m, NULL, NULL), "img.safetensors",
+           "out of range");
+    p = st_file("chans.safetensors", "{\"__metadata__\":{\"encoder\":\"convnet-s\",\"in_chans\":\"abc\"}}", 0);
+    expect("checkpoint", "in_chans not a number", ss_checkpoint_load_model(p, &m, NULL, NULL), "chans.safetensors",
+           "out of range");
+    /* A 4096-pixel ViT would need ~800 MB; refused before anything is allocated. */
+    p = st_file("vit.safetensors",
+                "{\"__metadata__\":{\"encoder\":\"vit-t\",\"in_chans\":\"3\",\"img_size\":\"4096\"},"
+                "\"encoder.cls_token\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                4);
+    expect("checkpoint", "vit-t at 4096 px, tensors absent", ss_checkpoint_load_model(p, &m, NULL, NULL),
+           "vit.safetensors", NULL);
+
+    /* Resume state: a real checkpoint of a small model with a bad 'state'. */
+    ss_encoder_config ec = {.kind = "convnet-s", .in_chans = 1, .img_size = 28};
+    CHECK_OK(ss_model_create(&m, &ec, 2));
+    CHECK_OK(ss_model_finalize(&m, 1));
+    ss_opt_config oc = ss_opt_defaults(SS_OPT_ADAMW);
+    ss_optimizer *opt = NULL;
+    CHECK_OK(ss_opt_new(m.p, &oc, &opt));
+    ss_train_state ts = {.epoch = 1, .batch = 2, .step = 9, .lr_scale = 1};
+    const char *good = at("good.safetensors");
+    CHECK_OK(ss_checkpoint_save(good, &m, opt, &ts, NULL));
+    ss_train_state back;
+    CHECK_OK(ss_checkpoint_load_into(good, &m, NULL, 0, opt, &back));
+    CHECK(back.step == 9 && back.batch == 2 && back.epoch == 1 && back.lr_scale == 1);
+    ss_train_state bad = ts;
+    bad.lr_scale = 4; /* written as is, refused on read */
+    const char *p2 = at("lr.safetensors");
+    CHECK_OK(ss_checkpoint_save(p2, &m, opt, &bad, NULL));
+    expect("checkpoint", "state lr_scale 4", ss_checkpoint_load_into(p2, &m, NULL, 0, opt, &back), "lr.safetensors",
+           "lr_scale");
+    CHECK_OK(ss_checkpoint_save(p2, &m, NULL, NULL, NULL)); /* no moments, no state */
+    expect("checkpoint", "resume from a weights-only file", ss_checkpoint_load_into(p2, &m, NULL, 0, opt, &back),
+           "lr.safetensors", "optim");
+    ss_opt_free(opt);
+    ss_model_free(&m);
+}
+
+/* ---- datasets: IDX, CIFAR, image folders, CSV lists ------------------------------------- */
+static void be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static ss_status load(const char *path)
+{
+    ss_dataset d;
+    ss_load_opts o = {.max_bytes = (size_t)1 << 30};
+    ss_status s = ss_dataset_load(path, &o, &d);
+    if (s == SS_OK) ss_dataset_free(&d);
+    return s;
+}
+
+static void fresh_dir(const char *name)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", at(name), at(name));
+    if (system(cmd) != 0) fprintf(stderr, "cannot make %s\n", at(name));
+}
+
+static void idx_pair(const char *sub, uint32_t magic, uint32_t n, uint32_t h, size_t have, uint32_t nlab)
+{
+    fresh_dir(sub);
+    unsigned char img[16 + 64] = {0}, lab[8 + 4] = {0};
+    be32(img, magic);
+    be32(img + 4, n);
+    be32(img + 8, h);
+    be32(img + 12, h);
+    be32(lab, 0x801);
+    be32(lab + 4, nlab);
+    char name[300];
+    snprintf(name, sizeof name, "%s/train-images-idx3-ubyte", sub);
+    put(name, img, 16 + have);
+    snprintf(name, sizeof name, "%s/train-labels-idx1-ubyte", sub);
+    put(name, lab, 8 + (nlab < 4 ? nlab : 4));
+}
+
+typedef struct membuf {
+    unsigned char *p;
+    size_t n, cap;
+} membuf;
+
+static void to_mem(void *ctx, void *data, int n)
+{
+    membuf *m = ctx;
+    if (m->n + (size_t)n <= m->cap) memcpy(m->p + m->n, data, (size_t)n);
+    m->n += (size_t)n;
+}
+
+static size_t png_mem(unsigned char *out, size_t cap, int w, int h, int c)
+{
+    unsigned char px[64 * 64 * 4];
+    for (int i = 0; i < w * h * c; i++) px[i] = (unsigned char)(i * 31);
+    membuf m = {out, 0, cap};
+    if (!stbi_write_png_to_func(to_mem, &m, w, h, c, px, w * c) || m.n > cap) return 0;
+    return m.n;
+}
+
+/* A PNG whose header declares w x h (no real pixel data follows). */
+static size_t png_header_only(unsigned char *out, uint32_t w, uint32_t h)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    memcpy(out, sig, 8);
+    be32(out + 8, 13);
+    memcpy(out + 12, "IHDR", 4);
+    be32(out + 16, w);
+    be32(out + 20, h);
+    out[24] = 8; /* bit depth */
+    out[25] = 2; /* RGB */
+    out[26] = out[27] = out[28] = 0;
+    be32(out + 29, (uint32_t)crc32(0, out + 12, 17));
+    be32(out + 33, 0);
+    memcpy(out + 37, "IEND", 4);
+    be32(out + 41, (uint32_t)crc32(0, out + 37, 4));
+    return 45;
+}
+
+static void test_datasets(void)
+{
+    idx_pair("idx_magic", 0x0000080a, 2, 4, 32, 2);
+    expect("IDX", "bad magic number", load(at("idx_magic")), "train-images-idx3-ubyte", NULL);
+    idx_pair("idx_huge", 0x803, 1000000000u, 28, 64, 2);
+    expect("IDX", "declares 10^9 images, holds 64 bytes", load(at("idx_huge")), "train-images-idx3-ubyte", NULL);
+    idx_pair("idx_lab", 0x803, 4, 4, 64, 3);
+    expect("IDX", "3 labels for 4 images", load(at("idx_lab")), "idx_lab", NULL);
+    fresh_dir("idx_gz");
+    unsigned char gz[64];
+    memcpy(gz, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x01\x02", 12);
+    put("idx_gz/train-images-idx3-ubyte.gz", gz, 12);
+    put("idx_gz/train-labels-idx1-ubyte.gz", gz, 12);
+    expect("IDX", "truncated .gz", load(at("idx_gz")), "idx_gz", NULL);
+
+    unsigned char rec[3073 * 2];
+    memset(rec, 7, sizeof rec);
+    const char *p = put("odd.bin", rec, 3073 + 100);
+    expect("CIFAR", "size not a multiple of 3073", load(p), "odd.bin", NULL);
+    rec[0] = 250;
+    p = put("label.bin", rec, 3073);
+    expect("CIFAR", "label byte 250", load(p), "label.bin", NULL);
+
+    unsigned char buf[8192];
+    size_t n = png_header_only(buf, 100000, 100000);
+    fresh_dir("png_huge");
+    put("png_huge/a.png", buf, n);
+    expect("image", "PNG declaring 100000x100000", load(at("png_huge")), "a.png", "over the limit");
+    n = png_header_only(buf, 16000, 16000);
+    fresh_dir("png_px");
+    put("png_px/a.png", buf, n);
+    expect("image", "PNG declaring 16000x16000 (256 Mpx)", load(at("png_px")), "a.png", "over the limit");
+    static const unsigned char jpg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00,
+                                        0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xDC, 0xFF, 0xDC, 0x03, 0x01,
+                                        0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xFF, 0xD9};
+    fresh_dir("jpg_huge");
+    put("jpg_huge/a.jpg", jpg, sizeof jpg);
+    expect("image", "JPEG declaring 65500x65500", load(at("jpg_huge")), "a.jpg", "over the limit");
+    n = png_mem(buf, sizeof buf, 32, 32, 3);
+    fresh_dir("png_trunc");
+    put("png_trunc/a.png", buf, n / 2);
+    expect("image", "truncated PNG", load(at("png_trunc")), "a.png", "cannot decode");
+    fresh_dir("png_later");
+    put("png_later/a.png", buf, n);
+    put("png_later/b.png", buf, n - 20);
+    expect("image", "second PNG truncated", load(at("png_later")), "b.png", "cannot decode");
+    fresh_dir("garbage");
+    put("garbage/a.jpg", "this is not a picture at all", 28);
+    expect("image", "text named .jpg", load(at("garbage")), "a.jpg", "cannot decode");
+    fresh_dir("zero");
+    put("zero/a.png", "", 0);
+    expect("image", "zero-byte .png", load(at("zero")), "a.png", NULL);
+    /* Wrong channels are converted, not refused: grey+alpha, RGBA and grey
+     * after an RGB first image all load as the first image's channels. */
+    fresh_dir("chans");
+    n = png_mem(buf, sizeof buf, 8, 8, 3);
+    put("chans/a.png", buf, n);
+    n = png_mem(buf, sizeof buf, 8, 8, 2);
+    put("chans/b.png", buf, n);
+    n = png_mem(buf, sizeof buf, 8, 8, 4);
+    put("chans/c.png", buf, n);
+    ss_dataset d;
+    CHECK_OK(ss_dataset_load(at("chans"), NULL, &d));
+    CHECK(d.n == 3 && d.c == 3 && d.h == 8);
+    ss_dataset_free(&d);
+
+    fresh_dir("csv");
+    n = png_mem(buf, sizeof buf, 8, 8, 1);
+    put("csv/a.png", buf, n);
+    p = puts_("csv/extra.csv", "a.png,1\na.png,2,3\n");
+    expect("image CSV", "row with 3 fields", load(p), "extra.csv", NULL);
+    p = puts_("csv/missing.csv", "a.png,1\nnope.png,2\n");
+    expect("image CSV", "row naming a missing file", load(p), "nope.png", NULL);
+    p = puts_("csv/empty.csv", "a.png,1\n,2\n");
+    expect("image CSV", "row with an empty path", load(p), "empty.csv", NULL);
+}
+
+/* ---- text: tokenizer JSON, non-UTF-8 corpora, labelled tables ---------------------------- */
+static void test_text(void)
+{
+    ss_tokenizer *t = NULL;
+    const char *p = puts_("tok1.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": ");
+    expect("tokenizer JSON", "truncated JSON", ss_tokenizer_load(p, &t), "tok1.json", NULL);
+    p = puts_("tok2.json", "[1, 2, 3]");
+    expect("tokenizer JSON", "a JSON array", ss_tokenizer_load(p, &t), "tok2.json", NULL);
+    /* Edits of a valid tokenizer file (the fuzzing seed). */
+    const char *src = getenv("SS_SOURCE_DIR");
+    char tpl_path[600];
+    snprintf(tpl_path, sizeof tpl_path, "%s/fuzz/corpus/tokenizer_json/small-lower.json", src ? src : ".");
+    char *tpl = NULL;
+    size_t tn = 0;
+    if (ss_read_file(tpl_path, 1 << 20, (void **)&tpl, &tn) == SS_OK) {
+        CHECK_OK(ss_tokenizer_load(tpl_path, &t));
+        ss_tokenizer_free(t);
+        t = NULL;
+        static const struct {
+            const char *from, *to, *input;
+        } edits[] = {
+            {"\"id\":\t0,", "\"id\":\t99999999999,", "special token id 99999999999"},
+            {"\"id\":\t1,", "\"id\":\t0,", "two specials with id 0"},
+            {"\"BPE\"", "\"WordPiece\"", "WordPiece model"},
+            {"\"merges\":\t[", "\"merges\":\t[\"zzq qqz\", ", "merge of unknown tokens"},
+            {"\"vocab\":\t{", "\"vocab\":\t{\"\\u0000x\": 7,", "vocab token with a NUL"},
+        };
+        for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+            const char *hit = strstr(tpl, edits[i].from);
+            CHECK_MSG(hit != NULL, "template lacks %s", edits[i].from);
+            if (!hit) continue;
+            char *e = malloc(tn + 64);
+            size_t k = (size_t)(hit - tpl);
+            memcpy(e, tpl, k);
+            strcpy(e + k, edits[i].to);
+            strcat(e + k, hit + strlen(edits[i].from));
+            char name[32];
+            snprintf(name, sizeof name, "tok_edit%zu.json", i);
+            p = puts_(name, e);
+            expect("tokenizer JSON", edits[i].input, ss_tokenizer_load(p, &t), name, NULL);
+            free(e);
+        }
+        free(tpl);
+    }
+    ss_textset s;
+    memset(&s, 0, sizeof s);
+    p = put("latin1.txt", "caf\xe9 au lait\nline two\n", 22);
+    expect("text", "Latin-1 byte 0xE9", ss_textset_load_corpus(p, 1, &s), "latin1.txt:1:4", "not UTF-8");
+    p = put("overlong.txt", "ok\nab\xc0\x80", 7);
+    expect("text", "overlong NUL C0 80", ss_textset_load_corpus(p, 0, &s), "overlong.txt:2:3", "not UTF-8");
+    p = put("surrogate.txt", "\xed\xa0\x80", 3);
+    expect("text", "UTF-16 surrogate ED A0 80", ss_textset_load_corpus(p, 0, &s), "surrogate.txt", "not UTF-8");
+    p = put("cut.txt", "hello \xe2\x82", 8);
+    expect("text", "sequence cut at the end", ss_textset_load_corpus(p, 0, &s), "cut.txt", "not UTF-8");
+    p = put("nul.txt", "bin\0ary", 7);
+    expect("text", "NUL byte", ss_textset_load_corpus(p, 0, &s), "nul.txt", "NUL");
+    p = put("bad.csv", "good text,1\n\xff\xfe,0\n", 17);
+    expect("text table", "invalid UTF-8 in a CSV row", ss_textset_load_labelled(p, &s), "bad.csv:2:1", "not UTF-8");
+    p = puts_("utf8.txt", "\xef\xbb\xbf" "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\n");
+    CHECK_OK(ss_textset_load_corpus(p, 1, &s)); /* BOM, 2-, 3- and 4-byte forms */
+    ss_textset_free(&s);
+    p = puts_("fields.csv", "text,label\ngood,1\na,b,c\n");
+    expect("text table", "row with 3 fields", ss_textset_load_labelled(p, &s), "fields.csv:3", NULL);
+    p = puts_("nolabel.csv", "text,label\ngood,1\nbad,\n");
+    expect("text table", "empty label", ss_textset_load_labelled(p, &s), "nolabel.csv:3", "empty label");
+    p = puts_("quote.csv", "text,label\n\"never closed,1\n");
+    expect("text table", "unterminated quote", ss_textset_load_labelled(p, &s), "quote.csv", NULL);
+}
+
+/* ---- the command line ---------------------------------------------------------------------- */
+static void test_cli(void)
+{
+    const char *bin = getenv("SS_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("CLI cases skipped: no SS_BIN\n");
+        return;
+    }
+    static const struct {
+        const char *args, *input, *want;
+    } cases[] = {
+        {"train --batch 0", "--batch 0", "--batch"},
+        {"train --lr nan", "--lr nan", "--lr"},
+        {"train --epochs -1", "--epochs -1", "--epochs"},
+        {"train --seed 12abc", "--seed 12abc", "--seed"},
+        {"pretrain --method mae --mask-ratio 2", "--mask-ratio 2", "--mask-ratio"},
+        {"train --bacth 64", "misspelt flag --bacth", "bacth"},
+        {"pretrain --method jigsaw", "unknown method", "jigsaw"},
+        {"train --optimizer adam", "unknown optimiser", "adam"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1200], out[2048];
+        snprintf(cmd, sizeof cmd, "'%s' %s --out '%s/cli' --max-images 64 --epochs 1 2>&1", bin, cases[i].args, dir);
+        if (strstr(cases[i].args, "--epochs")) /* the case sets it */
+            snprintf(cmd, sizeof cmd, "'%s' %s --out '%s/cli' --max-images 64 2>&1", bin, cases[i].args, dir);
+        FILE *f = popen(cmd, "r");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = '\0';
+        int st = f ? pclose(f) : -1;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        CHECK_MSG(code != 0 && code < 128, "%s: exit %d", cases[i].args, code);
+        CHECK_MSG(strstr(out, cases[i].want) != NULL, "%s: %s", cases[i].args, out);
+        char *nl = strchr(out, '\n');
+        if (nl) *nl = '\0';
+        if (table) printf("| CLI | %s | `%s` |\n", cases[i].input, out);
+    }
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/ss_hostile_XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    printf("| reader | input | error |\n|---|---|---|\n");
+    test_safetensors();
+    test_checkpoint();
+    test_datasets();
+    test_text();
+    test_cli();
+    if (tu_fail == 0) {
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+    TEST_MAIN_END();
+}
