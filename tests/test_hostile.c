@@ -121,8 +121,14 @@ static void test_checkpoint(void)
                 "{\"__metadata__\":{\"encoder\":\"vit-t\",\"in_chans\":\"3\",\"img_size\":\"4096\"},"
                 "\"encoder.cls_token\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
                 4);
-    expect("checkpoint", "vit-t at 4096 px, tensors absent", ss_checkpoint_load_model(p, &m, NULL, NULL),
-           "vit.safetensors", NULL);
+    expect("checkpoint", "vit-t at 4096 px (fuzzing: 20 s building a 537 MB position table)",
+           ss_checkpoint_load_model(p, &m, NULL, NULL), "vit.safetensors", "at most 512");
+    p = st_file("vit2.safetensors",
+                "{\"__metadata__\":{\"encoder\":\"vit-t\",\"in_chans\":\"3\",\"img_size\":\"512\"},"
+                "\"encoder.cls_token\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                4);
+    expect("checkpoint", "vit-t at 512 px, tensors absent", ss_checkpoint_load_model(p, &m, NULL, NULL),
+           "vit2.safetensors", "no tensor");
 
     /* Resume state: a real checkpoint of a small model with a bad 'state'. */
     ss_encoder_config ec = {.kind = "convnet-s", .in_chans = 1, .img_size = 28};
@@ -278,6 +284,18 @@ static void test_datasets(void)
     put("png_later/a.png", buf, n);
     put("png_later/b.png", buf, n - 20);
     expect("image", "second PNG truncated", load(at("png_later")), "b.png", "cannot decode");
+    /* fuzz_image finding: an IDAT length past the end of the file made
+     * stb_image allocate 1.4 GB before reading it. */
+    n = png_mem(buf, sizeof buf, 5, 4, 1);
+    for (size_t i = 8; i + 8 < n; i++)
+        if (!memcmp(buf + i + 4, "IDAT", 4)) {
+            be32(buf + i, 0x57000000u);
+            break;
+        }
+    fresh_dir("png_chunk");
+    put("png_chunk/a.png", buf, n);
+    expect("image", "PNG chunk length 1.4 GB (fuzzing: 1.4 GB allocation)", load(at("png_chunk")), "a.png",
+           "past the end of the file");
     fresh_dir("garbage");
     put("garbage/a.jpg", "this is not a picture at all", 28);
     expect("image", "text named .jpg", load(at("garbage")), "a.jpg", "cannot decode");

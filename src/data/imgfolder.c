@@ -42,7 +42,8 @@
 
 /* ---- one image, size checked before decoding --------------------------------------- */
 /* Width and height a PNG or JPEG header declares (1), without decoding;
- * 0 for other formats or when the header is not found. */
+ * 0 for other formats or when the header is not found; -1 for a PNG
+ * signature without IHDR. */
 static int header_dims(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h)
 {
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -51,6 +52,7 @@ static int header_dims(const unsigned char *p, size_t n, uint32_t *w, uint32_t *
         *h = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23];
         return 1;
     }
+    if (n >= 8 && !memcmp(p, png_sig, 8)) return -1; /* a PNG must start with IHDR */
     if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
     for (size_t i = 2; i + 9 <= n;) { /* JPEG: walk the markers to the frame header */
         if (p[i] != 0xFF) return 0;
@@ -74,6 +76,30 @@ static int header_dims(const unsigned char *p, size_t n, uint32_t *w, uint32_t *
     return 0;
 }
 
+/* PNG chunk walk: every chunk must lie inside the file and IEND must come.
+ * stb_image sizes its IDAT buffer from the declared chunk lengths, so a
+ * length past the end of the file would make it allocate that much. */
+static const char *png_chunks_bad(const unsigned char *p, size_t n)
+{
+    static char why[96];
+    size_t off = 8;
+    while (off + 12 <= n) {
+        uint32_t len = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
+        char type[5] = {0};
+        for (int i = 0; i < 4; i++) {
+            unsigned char c = p[off + 4 + i];
+            type[i] = (char)((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? c : '?');
+        }
+        if ((uint64_t)len > (uint64_t)(n - off - 12)) {
+            snprintf(why, sizeof why, "PNG chunk '%s' declares %u bytes, past the end of the file", type, (unsigned)len);
+            return why;
+        }
+        if (!memcmp(p + off + 4, "IEND", 4)) return NULL;
+        off += 12 + (size_t)len;
+    }
+    return "truncated PNG (no IEND chunk)";
+}
+
 unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
                                        int *h, int *comp, char *err, size_t errn)
 {
@@ -82,8 +108,18 @@ unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const
         snprintf(err, errn, "%s: cannot decode image: %s", label, n ? "file too large" : "empty file");
         return NULL;
     }
-    uint32_t hw, hh;
-    if (header_dims(buf, n, &hw, &hh) &&
+    uint32_t hw = 0, hh = 0;
+    int known = header_dims(buf, n, &hw, &hh);
+    if (known < 0) {
+        snprintf(err, errn, "%s: cannot decode image: PNG without an IHDR header chunk", label);
+        return NULL;
+    }
+    const char *bad = known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
+    if (bad) {
+        snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
+        return NULL;
+    }
+    if (known &&
         (hw > SS_IMG_MAX_SIDE || hh > SS_IMG_MAX_SIDE || (uint64_t)hw * hh > (uint64_t)SS_IMG_MAX_PIXELS)) {
         snprintf(err, errn, "%s: image declares %ux%u pixels, over the limit of %d per side and %lld in all "
                  "(not decoded)", label, (unsigned)hw, (unsigned)hh, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);

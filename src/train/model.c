@@ -348,6 +348,11 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
         return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d, "
                          "vocab_size %d, seq_len %d)", path, ec.in_chans, ec.img_size, nclasses, ec.vocab, ec.seq_len);
     }
+    if (!strncmp(kind_buf, "vit", 3) && ec.img_size > 512) { /* its position table grows with img_size^2 */
+        ss_st_close(st);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata img_size %d is out of range for %s (at most 512)", path,
+                         ec.img_size, kind_buf);
+    }
     s = ss_model_create(m, &ec, nclasses);
     if (!s && extra) s = extra(ctx, m);
     /* Every tensor the metadata implies must be in the file with its size
