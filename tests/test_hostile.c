@@ -296,6 +296,14 @@ static void test_datasets(void)
     put("png_chunk/a.png", buf, n);
     expect("image", "PNG chunk length 1.4 GB (fuzzing: 1.4 GB allocation)", load(at("png_chunk")), "a.png",
            "past the end of the file");
+    /* fuzz_image finding: a JPEG Huffman table of more than 256 codes made
+     * stb_image 2.27 write past its tables (ASan/UBSan abort). */
+    static const unsigned char dht[] = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0, 0, 200, 200, 0xFF, 0xD9};
+    fresh_dir("jpg_dht");
+    put("jpg_dht/a.jpg", dht, sizeof dht);
+    expect("image", "JPEG Huffman table of 400 codes (fuzzing: write past stb's table)", load(at("jpg_dht")), "a.jpg",
+           "Huffman");
     fresh_dir("garbage");
     put("garbage/a.jpg", "this is not a picture at all", 28);
     expect("image", "text named .jpg", load(at("garbage")), "a.jpg", "cannot decode");

@@ -100,6 +100,46 @@ static const char *png_chunks_bad(const unsigned char *p, size_t n)
     return "truncated PNG (no IEND chunk)";
 }
 
+/* JPEG marker walk over the whole file: every Huffman table (DHT) must
+ * hold at most 256 codes. The Debian stb_image (2.27) does not check this
+ * and writes past its tables (found by fuzz_image; stb 2.28 has the check). */
+static const char *jpeg_bad(const unsigned char *p, size_t n)
+{
+    static char why[96];
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (p[i] != 0xFF) { /* entropy-coded data between markers */
+            i++;
+            continue;
+        }
+        unsigned m = p[i + 1];
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+            i += 2;
+            continue;
+        }
+        if (m == 0xD9) return NULL;
+        size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (m == 0xC4) {
+            size_t end = i + 2 + len < n ? i + 2 + len : n;
+            for (size_t j = i + 4; j + 17 <= end;) {
+                unsigned codes = 0;
+                for (int k = 1; k <= 16; k++) codes += p[j + k];
+                if (codes > 256) {
+                    snprintf(why, sizeof why, "JPEG Huffman table with %u codes (at most 256)", codes);
+                    return why;
+                }
+                j += 17 + codes;
+            }
+        }
+        i += 2 + (len < 2 ? 2 : len);
+    }
+    return NULL;
+}
+
 unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
                                        int *h, int *comp, char *err, size_t errn)
 {
@@ -115,6 +155,7 @@ unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const
         return NULL;
     }
     const char *bad = known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
+    if (n >= 4 && buf[0] == 0xFF && buf[1] == 0xD8) bad = jpeg_bad(buf, n);
     if (bad) {
         snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
         return NULL;

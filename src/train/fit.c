@@ -355,5 +355,6 @@ out_log:
     ss_jsonl_close(log);
 out:
     ss_opt_free(opt);
+    if (s) ss_fit_result_free(res); /* callers free a result only on success */
     return s;
 }
