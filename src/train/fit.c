@@ -240,8 +240,9 @@ restart:
                     if ((s = ss_loader_seek(L, st.epoch, st.batch))) goto out_g;
                     if ((s = ss_dist_sync_params(m->p))) goto out_g;
                     if (rank == 0)
-                        fprintf(stderr, "\n%s: step %lld (epoch %lld, batch %lld): non-finite value: %s; rolled back "
-                                "to %s (step %lld) with learning rate x%g (rollback %lld of %d)\n", c->what,
+                        fprintf(stderr, "%s%s: step %lld (epoch %lld, batch %lld): non-finite value: %s; rolled back "
+                                "to %s (step %lld) with learning rate x%g (rollback %lld of %d)\n",
+                                !c->quiet && isatty(2) ? "\n" : "", c->what,
                                 (long long)step, (long long)epoch + 1, (long long)b, why, path, (long long)st.step,
                                 scale, (long long)st.rollbacks, c->max_rollbacks);
                     step = st.step;
