@@ -19,6 +19,10 @@
  * one-line message naming label in err otherwise. Free with ss__image_free. */
 unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
                                        int *h, int *comp, char *err, size_t errn);
+/* The checks alone (headers walked, size read; nothing decoded): 1 with
+ * w, h, comp set, or 0 with the message in err. */
+int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label, int *w, int *h, int *comp,
+                          char *err, size_t errn);
 unsigned char *ss__image_load(const char *path, int req_comp, int *w, int *h, int *comp, char *err, size_t errn);
 void ss__image_free(unsigned char *img);
 

@@ -140,47 +140,58 @@ static const char *jpeg_bad(const unsigned char *p, size_t n)
     return NULL;
 }
 
-unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
-                                       int *h, int *comp, char *err, size_t errn)
+int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label, int *w, int *h, int *comp,
+                          char *err, size_t errn)
 {
     int iw = 0, ih = 0, ic = 0;
     if (n == 0 || n > (size_t)INT_MAX) {
         snprintf(err, errn, "%s: cannot decode image: %s", label, n ? "file too large" : "empty file");
-        return NULL;
+        return 0;
     }
     uint32_t hw = 0, hh = 0;
     int known = header_dims(buf, n, &hw, &hh);
     if (known < 0) {
         snprintf(err, errn, "%s: cannot decode image: PNG without an IHDR header chunk", label);
-        return NULL;
+        return 0;
     }
     const char *bad = known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
     if (n >= 4 && buf[0] == 0xFF && buf[1] == 0xD8) bad = jpeg_bad(buf, n);
     if (bad) {
         snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
-        return NULL;
+        return 0;
     }
     if (known &&
         (hw > SS_IMG_MAX_SIDE || hh > SS_IMG_MAX_SIDE || (uint64_t)hw * hh > (uint64_t)SS_IMG_MAX_PIXELS)) {
         snprintf(err, errn, "%s: image declares %ux%u pixels, over the limit of %d per side and %lld in all "
                  "(not decoded)", label, (unsigned)hw, (unsigned)hh, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
-        return NULL;
+        return 0;
     }
     if (!stbi_info_from_memory(buf, (int)n, &iw, &ih, &ic)) {
         const char *why = stbi_failure_reason();
         snprintf(err, errn, "%s: cannot decode image: %s", label, why ? why : "unknown format");
-        return NULL;
+        return 0;
     }
     if (iw <= 0 || ih <= 0 || iw > SS_IMG_MAX_SIDE || ih > SS_IMG_MAX_SIDE ||
         (int64_t)iw * ih > SS_IMG_MAX_PIXELS) {
         snprintf(err, errn, "%s: image declares %dx%d pixels, over the limit of %d per side and %lld in all "
                  "(not decoded)", label, iw, ih, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
-        return NULL;
+        return 0;
     }
     if (ic < 1 || ic > 4) {
         snprintf(err, errn, "%s: image has %d channels; expected 1 to 4", label, ic);
-        return NULL;
+        return 0;
     }
+    *w = iw;
+    *h = ih;
+    *comp = ic;
+    return 1;
+}
+
+unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
+                                       int *h, int *comp, char *err, size_t errn)
+{
+    int iw, ih, ic;
+    if (!ss__image_info_memory(buf, n, label, &iw, &ih, &ic, err, errn)) return NULL;
     unsigned char *img = stbi_load_from_memory(buf, (int)n, w, h, comp, req_comp);
     if (!img) {
         const char *why = stbi_failure_reason();

@@ -438,7 +438,7 @@ static ss_status load_table(const char *path, int keep_labels, int by_line, ss_t
     size_t len;
     ss_status st = ss_txt_read_file(path, TXT_MAX_FILE, &buf, &len);
     if (st != SS_OK) return st;
-    if ((st = ss_txt_check_utf8(path, buf, len)) != SS_OK) {
+    if ((st = ss_txt_check_text(path, buf, len)) != SS_OK) {
         free(buf);
         return st;
     }
@@ -569,7 +569,7 @@ static ss_status read_into(builder *bd, const char *file, int by_line, int32_t l
     size_t len;
     ss_status st = ss_txt_read_file(file, TXT_MAX_FILE, &buf, &len);
     if (st != SS_OK) return st;
-    if ((st = ss_txt_check_utf8(file, buf, len)) != SS_OK) {
+    if ((st = ss_txt_check_text(file, buf, len)) != SS_OK) {
         free(buf);
         return st;
     }
