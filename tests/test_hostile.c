@@ -304,6 +304,13 @@ static void test_datasets(void)
     put("jpg_dht/a.jpg", dht, sizeof dht);
     expect("image", "JPEG Huffman table of 400 codes (fuzzing: write past stb's table)", load(at("jpg_dht")), "a.jpg",
            "Huffman");
+    /* ... and the same with the table cut off by the end of the file (the
+     * counts stb_image reads past the end are 0). */
+    fresh_dir("jpg_dht2");
+    static const unsigned char dht_cut[] = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0x00, 0x00, 200, 200};
+    put("jpg_dht2/a.jpg", dht_cut, sizeof dht_cut);
+    expect("image", "JPEG Huffman table cut by the end of the file (fuzzing)", load(at("jpg_dht2")), "a.jpg",
+           "Huffman");
     fresh_dir("garbage");
     put("garbage/a.jpg", "this is not a picture at all", 28);
     expect("image", "text named .jpg", load(at("garbage")), "a.jpg", "cannot decode");

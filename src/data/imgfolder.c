@@ -125,9 +125,9 @@ static const char *jpeg_bad(const unsigned char *p, size_t n)
         size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
         if (m == 0xC4) {
             size_t end = i + 2 + len < n ? i + 2 + len : n;
-            for (size_t j = i + 4; j + 17 <= end;) {
+            for (size_t j = i + 4; j < end;) { /* stb_image reads bytes past the end as 0 */
                 unsigned codes = 0;
-                for (int k = 1; k <= 16; k++) codes += p[j + k];
+                for (int k = 1; k <= 16; k++) codes += j + k < n ? p[j + k] : 0;
                 if (codes > 256) {
                     snprintf(why, sizeof why, "JPEG Huffman table with %u codes (at most 256)", codes);
                     return why;
