@@ -85,6 +85,9 @@ int main(int argc, char **argv)
             snprintf(name, sizeof name, "%dch.%s", c, ext[f]);
             put("image", name, &req, 1, mem, n);
         }
+    static const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0, 0,
+                                        ',', 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 'D', 1, 0, ';'};
+    put("image", "1x1.gif", "\0", 1, gif, sizeof gif);
     const char pgm[] = "P5\n3 2\n255\n\x01\x02\x03\x04\x05\x06";
     put("image", "grey.pgm", "\0", 1, pgm, sizeof pgm - 1);
 
