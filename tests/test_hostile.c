@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "selfsup/augment.h"
 #include "selfsup/data.h"
 #include "selfsup/fileio.h"
 #include "selfsup/optim.h"
@@ -311,6 +312,17 @@ static void test_datasets(void)
     put("jpg_dht2/a.jpg", dht_cut, sizeof dht_cut);
     expect("image", "JPEG Huffman table cut by the end of the file (fuzzing)", load(at("jpg_dht2")), "a.jpg",
            "Huffman");
+    /* fuzz_image findings: a 16-bit PNM read past its buffer on conversion;
+     * fill bytes before a JPEG's SOI hid the JPEG from the checks. */
+    fresh_dir("pnm16");
+    puts_("pnm16/a.pgm", "P5\n2 2\n510\n\x01\x01\x02\x02\x19\x06\x07\x08");
+    expect("image", "16-bit PGM (fuzzing: read past the buffer)", load(at("pnm16")), "a.pgm", "16-bit");
+    unsigned char ffjpg[sizeof dht + 3] = {0xFF, 0xFF, 0xFF};
+    memcpy(ffjpg + 3, dht, sizeof dht);
+    fresh_dir("jpg_ff");
+    put("jpg_ff/a.jpg", ffjpg, sizeof ffjpg);
+    expect("image", "fill bytes, then a JPEG with a bad Huffman table (fuzzing)", load(at("jpg_ff")), "a.jpg",
+           "Huffman");
     fresh_dir("garbage");
     put("garbage/a.jpg", "this is not a picture at all", 28);
     expect("image", "text named .jpg", load(at("garbage")), "a.jpg", "cannot decode");
@@ -417,6 +429,18 @@ static void test_text(void)
     expect("text table", "unterminated quote", ss_textset_load_labelled(p, &s), "quote.csv", NULL);
 }
 
+/* ---- augmentation specs ------------------------------------------------------------------- */
+static void test_augment(void)
+{
+    ss_augment *a = NULL;
+    expect("augment spec", "gamma after norm (fuzzing: NaN)", ss_augment_parse("norm:1/1,gamma:0.5-0.5", &a), NULL,
+           "after 'norm'");
+    expect("augment spec", "norm after norm (fuzzing: Inf)", ss_augment_parse("norm:0/1e-6,norm:0/1e-6", &a), NULL,
+           "after 'norm'");
+    expect("augment spec", "norm std 0", ss_augment_parse("norm:0.5/0", &a), NULL, "'norm'");
+    expect("augment spec", "unknown op", ss_augment_parse("rrc:0.2-1,mixup", &a), NULL, "mixup");
+}
+
 /* ---- the command line ---------------------------------------------------------------------- */
 static void test_cli(void)
 {
@@ -464,6 +488,7 @@ int main(void)
     test_checkpoint();
     test_datasets();
     test_text();
+    test_augment();
     test_cli();
     if (tu_fail == 0) {
         char cmd[200];

@@ -148,14 +148,22 @@ int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label,
         snprintf(err, errn, "%s: cannot decode image: %s", label, n ? "file too large" : "empty file");
         return 0;
     }
+    /* stb_image takes a JPEG after any number of 0xFF fill bytes (found by
+     * fuzzing: the checks below were skipped for such a file). */
+    const unsigned char *jp = NULL;
+    size_t jn = 0, k = 0;
+    while (k + 1 < n && buf[k] == 0xFF && buf[k + 1] == 0xFF) k++;
+    if (k + 1 < n && buf[k] == 0xFF && buf[k + 1] == 0xD8) {
+        jp = buf + k;
+        jn = n - k;
+    }
     uint32_t hw = 0, hh = 0;
-    int known = header_dims(buf, n, &hw, &hh);
+    int known = jp ? header_dims(jp, jn, &hw, &hh) : header_dims(buf, n, &hw, &hh);
     if (known < 0) {
         snprintf(err, errn, "%s: cannot decode image: PNG without an IHDR header chunk", label);
         return 0;
     }
-    const char *bad = known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
-    if (n >= 4 && buf[0] == 0xFF && buf[1] == 0xD8) bad = jpeg_bad(buf, n);
+    const char *bad = jp ? jpeg_bad(jp, jn) : known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
     if (bad) {
         snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
         return 0;
@@ -179,6 +187,12 @@ int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label,
     }
     if (ic < 1 || ic > 4) {
         snprintf(err, errn, "%s: image has %d channels; expected 1 to 4", label, ic);
+        return 0;
+    }
+    if (buf[0] == 'P' && stbi_is_16_bit_from_memory(buf, (int)n)) {
+        /* stb_image 2.27 converts a 16-bit PNM's channels as 8-bit data and
+         * then reads twice the buffer (found by fuzzing). */
+        snprintf(err, errn, "%s: 16-bit PNM (maxval above 255) is not supported", label);
         return 0;
     }
     *w = iw;
