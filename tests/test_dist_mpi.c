@@ -5,8 +5,9 @@
  * exactly. Starts mpirun itself over shared memory on this machine; skips
  * with a printed reason when MPI, mpirun, the CLI or Fashion-MNIST is absent.
  *
- * Tolerance: 20 SGD steps, max |w1 - w2| / max |w1| over every trainable
- * tensor and BN buffer < 1e-4. Not bit-exact: the two runs add the same
+ * Tolerance: max |w1 - w2| / max |w1| over every trainable tensor and BN
+ * buffer < 1e-4 after 1 step (supervised) and 20 steps (MAE); for 20 steps
+ * of BN training (supervised, SimCLR) see below. Not bit-exact: the two runs add the same
  * numbers in a different order (per-rank partial sums of the gradient,
  * all-reduce, BN statistics summed per rank), which differs in the last
  * bits. SGD keeps that at rounding level (measured 1e-7). Adam does not:
@@ -134,8 +135,23 @@ int main(void)
 
     /* Supervised convnet-s with synchronised BN: 320 images, global batch 16
      * = 20 steps. */
-    double r = pair("train_convnet-s", "train", 8, 320, "--labels 100% --epochs 1 --sync-bn --optimizer sgd --lr 0.01", "");
-    CHECK_MSG(r >= 0 && r < 1e-4, "supervised: %g", r);
+    const char *sup = "--labels 100% --epochs 1 --sync-bn --optimizer sgd";
+    double r = pair("train_1step", "train", 8, 16, sup, "--lr 0.01");
+    CHECK_MSG(r >= 0 && r < 1e-4, "supervised 1 step: %g", r);
+    double r20s = pair("train_convnet-s", "train", 8, 320, sup, "--lr 0.01");
+    char c[2048], p1[500], p2[500];
+    snprintf(c, sizeof c, "%s train --data %s --max-images 320 --threads 1 --quiet %s --lr 0.01000001 --batch 16 "
+             "--out %s/train_nudged > /dev/null", bin, data, sup, tmp);
+    run(c);
+    snprintf(p1, sizeof p1, "%s/train_convnet-s_np1/last.safetensors", tmp);
+    snprintf(p2, sizeof p2, "%s/train_nudged/last.safetensors", tmp);
+    double sref = weight_diff(p1, p2);
+    printf("%-22s one process, lr x (1 + 1e-6): max rel weight difference %.3g\n", "supervised sensitivity", sref);
+    /* Optimised builds add in the same order on 1 and 2 ranks (measured
+     * 1e-7); an -O0 sanitizer build does not, and 20 steps of small-batch BN
+     * training amplify rounding as much as the lr nudge does. */
+    CHECK_MSG(r20s >= 0 && sref >= 0 && r20s <= fmax(1e-4, 5 * sref), "supervised 20 steps: %g vs single-process %g",
+              r20s, sref);
 
     /* MAE on vit-t (no BN; masks keyed on the global position). */
     r = pair("pretrain_mae", "pretrain", 8, 320, "--method mae --epochs 1 --optimizer sgd --lr 0.05", "");
@@ -146,7 +162,6 @@ int main(void)
     r = pair("simclr_2steps", "pretrain", 4, 160, sim, "--lr 0.01 --max-steps 2 --checkpoint-every 2");
     CHECK_MSG(r >= 0 && r < 1e-5, "simclr 2 steps: %g", r);
     double r20 = pair("simclr_20steps", "pretrain", 4, 160, sim, "--lr 0.01");
-    char c[2048], p1[500], p2[500];
     snprintf(c, sizeof c, "%s pretrain --data %s --max-images 160 --threads 1 --quiet %s --lr 0.01000001 --batch 8 "
              "--out %s/simclr_nudged > /dev/null", bin, data, sim, tmp);
     run(c);

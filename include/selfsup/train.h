@@ -147,6 +147,9 @@ void ss_fit_result_free(ss_fit_result *r);
 ss_status ss_evaluate(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
                       double *acc, double *per_class, int64_t *confusion);
 /* Encoder features of images (eval mode, no grad): out [n, feat_dim]. */
+/* Logits [n, nclasses] of m in eval mode on (d, idx) (idx NULL = 0..n-1). */
+ss_status ss_predict_logits(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                            float *out);
 ss_status ss_extract_features(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
                               float *out);
 /* Convert dataset images idx[i0..i0+n) to normalised floats [n,C,H,W]. */

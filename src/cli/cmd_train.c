@@ -18,7 +18,38 @@ typedef struct sup_ctx {
     int eval_every, epochs;
     int64_t eval_images;
     double last_acc;
+    /* Distillation (--distill): per training image, the target distribution
+     * (teacher's softmax at temperature T, or one-hot for labelled images). */
+    const float *soft;
+    float temp;
 } sup_ctx;
+
+/* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
+ * the targets of the batch's images (Hinton et al. 2015; SimCLRv2's
+ * distillation step uses it with the unlabelled pool). */
+static ss_tensor *distill_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, ss_tensor *logits, double *correct,
+                               double *count)
+{
+    int C = s->m->nclasses;
+    float *t = ss_arena_alloc(ss_graph_arena(g), (size_t)(b->n * C) * sizeof(float));
+    if (!t) return NULL;
+    for (int64_t i = 0; i < b->n; i++) {
+        const float *p = s->soft + (int64_t)b->idx[i] * C, *l = logits->data + i * C;
+        memcpy(t + i * C, p, (size_t)C * sizeof(float));
+        int bl = 0, bp = 0;
+        for (int c = 1; c < C; c++) {
+            if (l[c] > l[bl]) bl = c;
+            if (p[c] > p[bp]) bp = c;
+        }
+        *correct += bl == bp; /* agreement with the target, not with hidden labels */
+        *count += 1;
+    }
+    ss_tensor *z = s->temp != 1.0f ? ss_scale(g, logits, 1.0f / s->temp) : logits;
+    ss_tensor *ls = ss_log_softmax(g, z);
+    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){b->n, C});
+    if (!ls || !tt) return NULL;
+    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -s->temp * s->temp / (float)b->n);
+}
 
 /* logits = head(encoder(x)); CE over the batch labels. */
 static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
@@ -26,6 +57,10 @@ static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *co
     sup_ctx *s = ctx;
     ss_tensor *x = ss_wrap(g, b->x[0], 4, (int64_t[]){b->n, b->c, b->h, b->w});
     ss_tensor *logits = ss_model_logits(g, s->m, x);
+    if (logits && s->soft) {
+        ss_tensor *dl = distill_loss(s, g, b, logits, correct, count);
+        return dl && s->aux ? ss_aux_add_loss(s->aux, g, s->m, b, dl) : dl;
+    }
     ss_tensor *loss = ss_cross_entropy(g, logits, b->y, s->label_smoothing);
     if (!loss) return NULL;
     int C = s->m->nclasses;
@@ -58,6 +93,51 @@ static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
     return SS_OK;
 }
 
+/* Targets for distillation: the teacher's softmax(logits / T) on every
+ * (clean) training image; the labelled subset's images get their one-hot
+ * label. */
+static ss_status make_soft_targets(image_run *r, const char *teacher, float T, float **out)
+{
+    ss_model t;
+    ss_status s = ss_checkpoint_load_model(teacher, &t, NULL, NULL);
+    if (s) return s;
+    int C = r->train.nclasses;
+    if (t.nclasses != C) {
+        s = ss_seterr(SS_ERR_SHAPE, "%s: the teacher has %d classes but %s has %d", teacher, t.nclasses,
+                      r->train.source, C);
+        ss_model_free(&t);
+        return s;
+    }
+    int64_t n = r->train.n;
+    float *p = malloc((size_t)(n * C) * sizeof(float));
+    if (!p) {
+        ss_model_free(&t);
+        return ss_seterr(SS_ERR_NOMEM, "distill: cannot hold %lld x %d targets", (long long)n, C);
+    }
+    if (!r->quiet) fprintf(stderr, "distill: teacher %s labels %lld images\n", teacher, (long long)n);
+    s = ss_predict_logits(&t, &r->train, NULL, n, 256, p);
+    ss_model_free(&t);
+    if (s) {
+        free(p);
+        return s;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float *l = p + i * C, mx = l[0];
+        for (int c = 1; c < C; c++) mx = l[c] > mx ? l[c] : mx;
+        double z = 0;
+        for (int c = 0; c < C; c++) z += (l[c] = expf((l[c] - mx) / T));
+        for (int c = 0; c < C; c++) l[c] = (float)(l[c] / z);
+    }
+    for (int64_t j = 0; j < r->nlab; j++) {
+        int64_t i = r->lab_idx[j];
+        int y = r->train.labels ? r->train.labels[i] : -1;
+        if (y < 0 || y >= C) continue;
+        for (int c = 0; c < C; c++) p[i * C + c] = c == y ? 1.0f : 0.0f;
+    }
+    *out = p;
+    return SS_OK;
+}
+
 static int train_main(int argc, char **argv, const char *cmd)
 {
     ss_args a;
@@ -73,7 +153,9 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
                finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
-                        : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]");
+                        : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]\n"
+                          "  [--distill TEACHER [--distill-temp 1]: train on every training image against the\n"
+                          "   teacher's predictions (labelled images keep their labels)]");
         return 0;
     }
     image_run r;
@@ -89,6 +171,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
     long ck_steps = args_int(&a, "checkpoint-every", 0, 0, 1L << 40, &ok);
     double ck_min = args_float(&a, "checkpoint-minutes", 0, 0, 1e6, &ok);
+    const char *distill = finetune ? NULL : args_str(&a, "distill", NULL);
+    float dtemp = (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (finetune && !r.model) {
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
@@ -98,7 +182,12 @@ static int train_main(int argc, char **argv, const char *cmd)
         run_free(&r);
         return cli_fail();
     }
-    if (!r.epochs) r.epochs = default_epochs(r.nlab);
+    float *soft = NULL;
+    if (distill && make_soft_targets(&r, distill, dtemp, &soft)) {
+        run_free(&r);
+        return cli_fail();
+    }
+    if (!r.epochs) r.epochs = distill ? 10 : default_epochs(r.nlab);
     if (!r.augment) r.augment = default_sup_augment(r.train.c, r.train.h);
     if (!r.eval_every) r.eval_every = r.epochs > 20 ? r.epochs / 20 : 1;
     ss_augment *aug = NULL;
@@ -155,17 +244,21 @@ static int train_main(int argc, char **argv, const char *cmd)
     cJSON_AddStringToObject(r.config, "augment", r.augment);
     if (r.model) cJSON_AddNumberToObject(r.config, "encoder_lr_scale", freeze ? 0 : enc_scale);
     if (aux_spec) cJSON_AddStringToObject(r.config, "aux", aux_spec);
+    if (distill) {
+        cJSON_AddStringToObject(r.config, "distill", distill);
+        cJSON_AddNumberToObject(r.config, "distill_temp", dtemp);
+    }
     char *cfg = run_config_string(&r);
 
     ss_loader_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.batch = r.batch;
     lo.shuffle = 1;
-    lo.drop_last = r.nlab > r.batch;
+    lo.drop_last = (soft ? r.train.n : r.nlab) > r.batch;
     lo.seed = r.seed;
     lo.workers = r.workers;
-    lo.indices = r.lab_idx;
-    lo.nindices = r.nlab;
+    lo.indices = soft ? NULL : r.lab_idx; /* distillation: the whole pool */
+    lo.nindices = soft ? 0 : r.nlab;
     lo.views = 1;
     lo.rank = ss_dist_rank(); /* mpirun: this rank's slice of each global batch */
     lo.world = ss_dist_world();
@@ -198,7 +291,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp};
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
@@ -210,6 +303,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     cJSON_AddStringToObject(o, "command", cmd);
     cJSON_AddStringToObject(o, "encoder", ec.kind);
     cJSON_AddNumberToObject(o, "labelled", (double)r.nlab);
+    if (soft) cJSON_AddNumberToObject(o, "distilled_on", (double)r.train.n);
     cJSON_AddNumberToObject(o, "epochs", r.epochs);
     cJSON_AddNumberToObject(o, "test_acc", test_acc);
     if (r.val_idx) cJSON_AddNumberToObject(o, "best_val_acc", res.best_metric);
@@ -233,6 +327,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     ss_augment_free(aug);
     free(cfg);
     free(kind_from_ckpt);
+    free(soft);
     return 0;
 fail:
     fprintf(stderr, "selfsup %s: %s\n", cmd, ss_errmsg());
@@ -243,6 +338,7 @@ fail:
     ss_augment_free(aug);
     free(cfg);
     free(kind_from_ckpt);
+    free(soft);
     return 1;
 }
 

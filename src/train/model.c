@@ -440,6 +440,16 @@ ss_status ss_extract_features(const ss_model *m, const ss_dataset *d, const int3
     return run_batches(m, d, idx, n, batch, 0, out, m->enc->feat_dim);
 }
 
+ss_status ss_predict_logits(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
+                            float *out)
+{
+    if (m->nclasses <= 0) return ss_seterr(SS_ERR_INVALID, "predict: the model has no classifier head");
+    if (d->c != m->ecfg.in_chans || (m->ecfg.img_size && d->h != m->ecfg.img_size))
+        return ss_seterr(SS_ERR_SHAPE, "%s: images are %dx%dx%d but the model expects %dx%dx%d", d->source, d->c,
+                         d->h, d->w, m->ecfg.in_chans, m->ecfg.img_size, m->ecfg.img_size);
+    return run_batches(m, d, idx, n, batch, 1, out, m->nclasses);
+}
+
 ss_status ss_evaluate(const ss_model *m, const ss_dataset *d, const int32_t *idx, int64_t n, int batch,
                       double *acc, double *per_class, int64_t *confusion)
 {
