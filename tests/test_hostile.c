@@ -317,6 +317,9 @@ static void test_datasets(void)
     fresh_dir("pnm16");
     puts_("pnm16/a.pgm", "P5\n2 2\n510\n\x01\x01\x02\x02\x19\x06\x07\x08");
     expect("image", "16-bit PGM (fuzzing: read past the buffer)", load(at("pnm16")), "a.pgm", "16-bit");
+    fresh_dir("pnm_big");
+    puts_("pnm_big/a.ppm", "P6 # comment\n5555888888888 2\n255\n");
+    expect("image", "PPM width of 13 digits (fuzzing: int overflow in stb)", load(at("pnm_big")), "a.ppm", "9 digits");
     unsigned char ffjpg[sizeof dht + 3] = {0xFF, 0xFF, 0xFF};
     memcpy(ffjpg + 3, dht, sizeof dht);
     fresh_dir("jpg_ff");

@@ -140,6 +140,29 @@ static const char *jpeg_bad(const unsigned char *p, size_t n)
     return NULL;
 }
 
+/* PNM header: stb_image 2.27 reads its numbers into an int without an
+ * overflow check (UBSan, found by fuzzing); more than 9 digits is refused. */
+static const char *pnm_bad(const unsigned char *p, size_t n)
+{
+    if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return NULL;
+    size_t i = 2;
+    for (int field = 0; field < 3; field++) {
+        for (;;) { /* white space and comments, as stb skips them */
+            while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r'))) i++;
+            if (i >= n || p[i] != '#') break;
+            while (i < n && p[i] != '\n' && p[i] != '\r') i++;
+        }
+        size_t digits = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            digits++;
+            i++;
+        }
+        if (digits > 9) return "PNM header number of more than 9 digits";
+        if (digits == 0) break;
+    }
+    return NULL;
+}
+
 int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label, int *w, int *h, int *comp,
                           char *err, size_t errn)
 {
@@ -164,6 +187,7 @@ int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label,
         return 0;
     }
     const char *bad = jp ? jpeg_bad(jp, jn) : known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
+    if (!bad) bad = pnm_bad(buf, n);
     if (bad) {
         snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
         return 0;
