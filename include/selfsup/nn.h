@@ -118,12 +118,19 @@ struct ss_encoder {
     ss_tensor *(*forward)(ss_graph *g, const ss_encoder *e, ss_tensor *x);
     void *impl;
     void (*free_impl)(void *impl);
+    /* Image CNN encoders: x [N,C,H,W] -> the spatial map before the global
+     * pool [N,feat_dim,H/s,W/s] (NULL for encoders without one). */
+    ss_tensor *(*forward_map)(ss_graph *g, const ss_encoder *e, ss_tensor *x);
 };
 
 /* Build an encoder, registering its parameters under `prefix` (e.g.
  * "encoder.") in p (p must not be finalized yet). */
 ss_status ss_encoder_new(const ss_encoder_config *cfg, ss_params *p, const char *prefix, ss_encoder **out);
 void ss_encoder_free(ss_encoder *e);
+/* The spatial feature map before global pooling (dense heads, detection):
+ * convnet-s: [N,128,H/4,W/4]; resnet18: [N,512,H/8,W/8]. An encoder without
+ * one (vit-t, text-s) is an SS_ERR_UNSUPPORTED error recorded in g (NULL). */
+ss_tensor *ss_encoder_feature_map(ss_graph *g, const ss_encoder *e, ss_tensor *x);
 /* Names accepted by ss_encoder_new, for help and errors. */
 const char *ss_encoder_names(void);
 

@@ -101,6 +101,11 @@ ss_tensor *ss_global_avg_pool(ss_graph *g, ss_tensor *x);
 ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta,
                          ss_tensor *running_mean, ss_tensor *running_var,
                          float momentum, float eps);
+/* ss_relu(ss_batch_norm(...)) in one op (same bits): one activation tensor
+ * and one gradient fewer, two memory passes fewer. */
+ss_tensor *ss_batch_norm_relu(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta,
+                              ss_tensor *running_mean, ss_tensor *running_var,
+                              float momentum, float eps);
 /* Layer norm over the last dim: x [..., D], gamma/beta [D] (may be NULL).
  * (x - mean) / sqrt(var + eps) * gamma + beta with the biased variance, as
  * PyTorch. */

@@ -17,6 +17,8 @@
 #ifndef SELFSUP_PLOT_H
 #define SELFSUP_PLOT_H
 
+#include <stdint.h>
+
 #include "selfsup/status.h"
 
 #ifdef __cplusplus
@@ -65,6 +67,12 @@ ss_status ss_png_write_grid(const char *path, const float *images, int n, int c,
 /* Write an 8-bit RGB buffer (width*height*3 bytes, rows top to bottom) as a
  * PNG file, atomically. */
 ss_status ss_png_write_rgb(const char *path, const unsigned char *rgb, int width, int height);
+
+/* Draw text with the built-in 5x7 font into an RGB buffer (glyph cells of
+ * 6*scale x 8*scale pixels, (x, y) the top-left corner; clipped at the
+ * edges). color is 0xRRGGBB. */
+void ss_draw_text_rgb(unsigned char *rgb, int width, int height, int x, int y, const char *s, int scale,
+                      uint32_t color);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,15 @@ extern "C" {
 void ss_set_threads(int n);
 int ss_get_threads(void);
 
+/* OpenMP defaults for a CPU shared with other work: when neither
+ * GOMP_SPINCOUNT nor OMP_WAIT_POLICY is set, set GOMP_SPINCOUNT=10000 (idle
+ * OpenMP threads spin ~10 us, then sleep, instead of ~0.3 s of busy-waiting
+ * that steals the cores from the BLAS and the other thread) and re-execute
+ * the program (libgomp reads the variable only at start-up) with the same
+ * argv. Call first thing in main(). Returns only if nothing had to change or
+ * the re-exec failed (then the program just runs with libgomp's defaults). */
+void ss_runtime_omp_defaults(char **argv);
+
 /* Floating-point operations done by the matrix-product kernels (matmul,
  * linear, conv2d, attention; forward and backward) since the start: the
  * "achieved GFLOP/s" of selfsup bench. Counted on the calling thread. */

@@ -42,6 +42,8 @@ typedef struct ss_model {
      * extra_prefix (BYOL's target network: "target."); not owned. */
     ss_params *extra;
     const char *extra_prefix;
+    char *tokenizer_json; /* text models: the tokenizer (owned), saved in the
+                             checkpoint metadata as "tokenizer"; else NULL */
 } ss_model;
 
 /* Register encoder (+ head when nclasses > 0) in a fresh store. Call
@@ -139,6 +141,19 @@ typedef struct ss_fit_result {
 } ss_fit_result;
 
 ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit_hooks *h, ss_fit_result *res);
+
+/* Where ss_fit_source takes its batches from: an image loader (ss_fit wraps
+ * one), a text batcher (selfsup/textrun.h), or anything that can hand out
+ * numbered batches and jump to (epoch, batch) for resume. */
+typedef struct ss_batch_source {
+    void *ctx;
+    int64_t (*batches_per_epoch)(void *ctx);
+    ss_status (*next)(void *ctx, ss_batch *b); /* valid until the next call */
+    ss_status (*seek)(void *ctx, int64_t epoch, int64_t batch);
+    double (*wait_seconds)(void *ctx); /* total time blocked in next */
+} ss_batch_source;
+ss_status ss_fit_source(ss_model *m, const ss_batch_source *src, const ss_fit_config *c, const ss_fit_hooks *h,
+                        ss_fit_result *res);
 void ss_fit_result_free(ss_fit_result *r);
 
 /* ---- evaluation --------------------------------------------------------------------- */

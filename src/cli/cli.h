@@ -18,4 +18,6 @@ int cmd_finetune(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_scenes(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
 #endif

@@ -91,8 +91,9 @@ static int bench_gemm(int threads, double peak, int json)
     double med = ss_median(times, reps);
     double gf = 2.0 * n * n * (double)n / med / 1e9;
     if (json)
-        printf("{\"bench\":\"gemm\",\"threads\":%d,\"ms\":%.3f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"share\":%.3f}\n",
-               threads, med * 1e3, gf, peak, gf / peak);
+        printf("{\"bench\":\"gemm\",\"threads\":%d,\"ms\":%.3f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"share\":%.3f,"
+               "\"peak_mib\":%ld}\n",
+               threads, med * 1e3, gf, peak, gf / peak, peak_rss_kb() / 1024);
     else
         printf("%-18s %9s %10.2f %9.1f %8.1f%% %10ld\n", "gemm", "-", med * 1e3, gf, 100 * gf / peak,
                peak_rss_kb() / 1024);

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/text_cli.h"
 #include "selfsup/dist.h"
+#include "selfsup/runtime.h"
 
 int cli_fail(void)
 {
@@ -24,6 +26,9 @@ static const struct {
     {"knn", cmd_knn, "weighted k-NN (k=20, 200) on frozen features"},
     {"robustness", cmd_robustness, "accuracy under lighting, background, noise, blur and digital corruptions"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a checkpoint"},
+    {"tokenizer", cmd_tokenizer, "byte-level BPE tokenizer: train on a text corpus (Hugging Face JSON), encode"},
+    {"scenes", cmd_scenes, "detection scenes (PNG + COCO JSON) composed from a labelled image dataset"},
+    {"detect", cmd_detect, "object detection: train (scratch or --model), eval (COCO mAP), predict (boxes on PNGs)"},
     {"bench", cmd_bench, "step benchmarks: gemm, step-convnet-sup, step-rotation, step-simclr, step-mae, step-mlm"},
 };
 
@@ -38,6 +43,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    ss_runtime_omp_defaults(argv); /* GOMP_SPINCOUNT for shared CPUs (re-execs once) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
@@ -50,7 +56,9 @@ int main(int argc, char **argv)
         if (!strcmp(argv[1], commands[i].name)) {
             /* Under mpirun: data-parallel training (selfsup/dist.h). */
             if (ss_dist_init(&argc, &argv)) return cli_fail();
-            int rc = commands[i].fn(argc - 2, argv + 2);
+            /* --text: the text side of the same command (cmd_text.c). */
+            int rc = text_flag_given(argc - 2, argv + 2) ? cmd_text(argv[1], argc - 2, argv + 2)
+                                                         : commands[i].fn(argc - 2, argv + 2);
             if (rc && ss_dist_world() > 1) ss_dist_abort(rc); /* do not leave the other ranks waiting */
             ss_dist_finalize();
             return rc;

@@ -28,6 +28,21 @@ ss_tensor *ss_op_error_code(ss_graph *g, ss_status code, const char *op, const c
 #endif
     ;
 
+/* As ss_grad, for an op whose backward writes EVERY element of t's
+ * gradient: when the buffer does not exist yet (t is no view and nothing has
+ * flowed into it), it is allocated without the zero fill and *fresh = 1; the
+ * caller must then store (=) instead of accumulate (+=). Otherwise *fresh = 0
+ * and the existing buffer is returned (accumulate). */
+float *ss_grad_fresh(ss_graph *g, ss_tensor *t, int *fresh);
+
+/* As ss_grad_fresh, for an elementwise op (out and x of one size, dx[i]
+ * computed from dy[i] and saved values at i only): when x has no gradient
+ * yet, x takes over out's gradient buffer (dead once this node's backward
+ * has run: every consumer of out ran before) and *fresh = 1, so dx is
+ * written in place over dy and no new buffer is used. After the backward,
+ * out->grad then holds dx, not dy. */
+float *ss_grad_take(ss_graph *g, ss_tensor *x, ss_tensor *out, int *fresh);
+
 /* Does tensor t need a gradient (flag set)? */
 static inline int ss_req(const ss_tensor *t) { return t && (t->flags & SS_T_REQUIRES_GRAD); }
 

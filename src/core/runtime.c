@@ -1,5 +1,7 @@
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "selfsup/runtime.h"
 
@@ -22,3 +24,11 @@ int ss_get_threads(void) { return g_threads ? g_threads : omp_get_max_threads();
 static double g_flops = 0;
 void ss_flops_add(double f) { g_flops += f; }
 double ss_flops_get(void) { return g_flops; }
+
+void ss_runtime_omp_defaults(char **argv)
+{
+    if (!argv || !argv[0] || getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with libgomp's defaults (already initialised). */
+}

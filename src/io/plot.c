@@ -761,3 +761,27 @@ ss_status ss_png_write_grid(const char *path, const float *images, int n, int c,
     free(rgb);
     return s;
 }
+
+void ss_draw_text_rgb(unsigned char *rgb, int width, int height, int x, int y, const char *s, int scale,
+                      uint32_t color)
+{
+    if (!rgb || !s || scale < 1) return;
+    int i = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, i++) {
+        unsigned ch = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+        const unsigned char *g = font5x7[ch - 0x20];
+        for (int col = 0; col < 5; col++)
+            for (int row = 0; row < 8; row++) {
+                if (!(g[col] >> row & 1)) continue;
+                for (int yy = 0; yy < scale; yy++)
+                    for (int xx = 0; xx < scale; xx++) {
+                        int px = x + (i * 6 + col) * scale + xx, py = y + row * scale + yy;
+                        if (px < 0 || py < 0 || px >= width || py >= height) continue;
+                        unsigned char *q = rgb + ((size_t)py * width + px) * 3;
+                        q[0] = (unsigned char)(color >> 16);
+                        q[1] = (unsigned char)(color >> 8);
+                        q[2] = (unsigned char)color;
+                    }
+            }
+    }
+}

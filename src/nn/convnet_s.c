@@ -10,8 +10,8 @@ typedef struct convnet_s {
     ss_conv_bn blocks[5];
 } convnet_s;
 
-/* x [N,C,H,W] -> [N,128] */
-static ss_tensor *convnet_s_forward(ss_graph *g, const ss_encoder *e, ss_tensor *x)
+/* x [N,C,H,W] -> [N,128,H/4,W/4] (before the global pool) */
+static ss_tensor *convnet_s_map(ss_graph *g, const ss_encoder *e, ss_tensor *x)
 {
     const convnet_s *m = e->impl;
     x = ss_conv_bn_forward(g, &m->blocks[0], x, 1);
@@ -20,8 +20,13 @@ static ss_tensor *convnet_s_forward(ss_graph *g, const ss_encoder *e, ss_tensor 
     x = ss_conv_bn_forward(g, &m->blocks[2], x, 1);
     x = ss_conv_bn_forward(g, &m->blocks[3], x, 1);
     x = ss_max_pool2d(g, x, 2, 2, 0);
-    x = ss_conv_bn_forward(g, &m->blocks[4], x, 1);
-    return ss_global_avg_pool(g, x);
+    return ss_conv_bn_forward(g, &m->blocks[4], x, 1);
+}
+
+/* x [N,C,H,W] -> [N,128] */
+static ss_tensor *convnet_s_forward(ss_graph *g, const ss_encoder *e, ss_tensor *x)
+{
+    return ss_global_avg_pool(g, convnet_s_map(g, e, x));
 }
 
 ss_status ss_convnet_s_new(ss_encoder *e, ss_params *p, const char *prefix)
@@ -39,5 +44,6 @@ ss_status ss_convnet_s_new(ss_encoder *e, ss_params *p, const char *prefix)
     }
     e->feat_dim = 128;
     e->forward = convnet_s_forward;
+    e->forward_map = convnet_s_map;
     return SS_OK;
 }

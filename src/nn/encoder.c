@@ -44,3 +44,11 @@ void ss_encoder_free(ss_encoder *e)
     else free(e->impl);
     free(e);
 }
+
+ss_tensor *ss_encoder_feature_map(ss_graph *g, const ss_encoder *e, ss_tensor *x)
+{
+    if (!e->forward_map)
+        return ss_op_error(g, "feature_map", "encoder %s has no spatial feature map (use convnet-s or resnet18)",
+                           e->cfg.kind);
+    return e->forward_map(g, e, x);
+}

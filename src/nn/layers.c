@@ -42,8 +42,7 @@ ss_status ss_conv_bn_init(ss_conv_bn *m, ss_params *p, const char *prefix, const
 ss_tensor *ss_conv_bn_forward(ss_graph *g, const ss_conv_bn *m, ss_tensor *x, int relu)
 {
     ss_tensor *y = ss_conv2d(g, x, m->w, NULL, m->stride, m->pad);
-    y = ss_batch_norm(g, y, m->gamma, m->beta, m->rmean, m->rvar, 0.1f, 1e-5f);
-    return relu ? ss_relu(g, y) : y;
+    return (relu ? ss_batch_norm_relu : ss_batch_norm)(g, y, m->gamma, m->beta, m->rmean, m->rvar, 0.1f, 1e-5f);
 }
 
 /* ---- linear ---------------------------------------------------------------------

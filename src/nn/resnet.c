@@ -24,12 +24,18 @@ static ss_tensor *block_forward(ss_graph *g, const basic_block *b, ss_tensor *x)
     return ss_relu(g, ss_add(g, h, sc));
 }
 
-static ss_tensor *resnet18_forward(ss_graph *g, const ss_encoder *e, ss_tensor *x)
+/* x [N,C,H,W] -> [N,512,H/8,W/8] (before the global pool) */
+static ss_tensor *resnet18_map(ss_graph *g, const ss_encoder *e, ss_tensor *x)
 {
     const resnet18 *m = e->impl;
     x = ss_conv_bn_forward(g, &m->stem, x, 1);
     for (int i = 0; i < 8; i++) x = block_forward(g, &m->b[i], x);
-    return ss_global_avg_pool(g, x);
+    return x;
+}
+
+static ss_tensor *resnet18_forward(ss_graph *g, const ss_encoder *e, ss_tensor *x)
+{
+    return ss_global_avg_pool(g, resnet18_map(g, e, x));
 }
 
 ss_status ss_resnet18_new(ss_encoder *e, ss_params *p, const char *prefix)
@@ -60,5 +66,6 @@ ss_status ss_resnet18_new(ss_encoder *e, ss_params *p, const char *prefix)
     }
     e->feat_dim = 512;
     e->forward = resnet18_forward;
+    e->forward_map = resnet18_map;
     return SS_OK;
 }

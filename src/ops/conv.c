@@ -258,7 +258,7 @@ static void conv_fwd_chunk(const conv_geom *G, const float *x, const float *w, c
  * O*B*P scratch (B > 1); col: CK*B*P scratch. gw, gb, gx may be NULL; gw/gb
  * are accumulated (+=), gx (the chunk's dx) too. */
 static void conv_bwd_chunk(const conv_geom *G, const float *x, const float *w, const float *gy, int64_t B,
-                           float *col, float *dyt, float *gx, float *gw, float *gb)
+                           float *col, float *dyt, float *gx, int gx_fresh, float *gw, float *gb)
 {
     const int64_t O = G->O, P = G->P, CK = G->CK, BP = B * P;
     const float *d = gy;
@@ -290,6 +290,9 @@ static void conv_bwd_chunk(const conv_geom *G, const float *x, const float *w, c
         /* dcol[CK, BP] = W[O, CK]^T · dYt[O, BP] */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CK, (int)BP, (int)O, 1.0f, w, (int)CK, d, (int)BP,
                     0.0f, col, (int)BP);
+        /* A fresh dx (first writer) is zeroed here, chunk by chunk, by the
+         * thread that fills it, instead of all at once by one thread. */
+        if (gx_fresh) memset(gx, 0, (size_t)(B * G->C * G->H * G->W) * sizeof(float));
         col2im_add(G, col, B, gx);
     }
 }
@@ -299,7 +302,8 @@ static void conv_backward(ss_graph *g, ss_node *n)
     ss_tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
     conv_geom G;
     if (!conv_geometry(g, x, w, b, (int)n->i[0], (int)n->i[1], &G)) return;
-    float *gx = ss_req(x) ? ss_grad(g, x) : NULL;
+    int gx_fresh = 0;
+    float *gx = ss_req(x) ? ss_grad_fresh(g, x, &gx_fresh) : NULL;
     float *gw = ss_req(w) ? ss_grad(g, w) : NULL;
     float *gb = (b && ss_req(b)) ? ss_grad(g, b) : NULL;
     if ((ss_req(x) && !gx) || (ss_req(w) && !gw) || (b && ss_req(b) && !gb)) return;
@@ -315,7 +319,7 @@ static void conv_backward(ss_graph *g, ss_node *n)
         for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {
             int64_t B = G.N - b0 < Bmax ? G.N - b0 : Bmax;
             conv_bwd_chunk(&G, x->data + b0 * img_x, w->data, gy + b0 * img_y, B, col, dyt,
-                           gx ? gx + b0 * img_x : NULL, gw, gb);
+                           gx ? gx + b0 * img_x : NULL, gx_fresh, gw, gb);
         }
         return;
     }
@@ -337,7 +341,7 @@ static void conv_backward(ss_graph *g, ss_node *n)
         for (int64_t b0 = lo; b0 < hi; b0 += Bmax) {
             int64_t B = hi - b0 < Bmax ? hi - b0 : Bmax;
             conv_bwd_chunk(&G, x->data + b0 * img_x, w->data, gy + b0 * img_y, B, col, dyt,
-                           gx ? gx + b0 * img_x : NULL, gw ? pw : NULL, gb ? pb : NULL);
+                           gx ? gx + b0 * img_x : NULL, gx_fresh, gw ? pw : NULL, gb ? pb : NULL);
         }
     }
     for (int t = 0; t < used; t++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "ops/fastmath.h"
 
 #define PAR_MIN 32768 /* below this, threads cost more than they save */
 
@@ -175,11 +176,46 @@ enum { U_SCALE, U_ADDS, U_RELU, U_GELU, U_SIGMOID, U_TANH, U_SQRT };
 static void unary_backward(ss_graph *g, ss_node *n)
 {
     ss_tensor *x = n->in[0], *out = n->out;
-    float *gx = ss_grad(g, x);
-    if (!gx) return;
+    int fresh;
     const float *go = out->grad, *xd = x->data, *yd = out->data;
+    float *gx = ss_grad_take(g, x, out, &fresh);
+    if (!gx) return;
     int64_t N = x->numel;
     float s = n->f[0];
+    if (fresh) {
+        /* First writer of dx: store instead of zero-fill + accumulate. */
+        switch ((int)n->i[0]) {
+        case U_SCALE:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
+            for (int64_t i = 0; i < N; i++) gx[i] = s * go[i];
+            return;
+        case U_ADDS:
+            if (gx != go) memcpy(gx, go, (size_t)N * sizeof(float));
+            return;
+        case U_RELU:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
+            for (int64_t i = 0; i < N; i++) gx[i] = xd[i] > 0.0f ? go[i] : 0.0f;
+            return;
+        case U_GELU:
+#pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
+            for (int64_t i = 0; i < N; i++) {
+                float v = xd[i];
+                float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
+                float pdf = INV_SQRT2PI * ss_exp_nonpos(-0.5f * v * v);
+                gx[i] = go[i] * (cdf + v * pdf);
+            }
+            return;
+        case U_SIGMOID:
+            for (int64_t i = 0; i < N; i++) gx[i] = go[i] * yd[i] * (1.0f - yd[i]);
+            return;
+        case U_TANH:
+            for (int64_t i = 0; i < N; i++) gx[i] = go[i] * (1.0f - yd[i] * yd[i]);
+            return;
+        case U_SQRT:
+            for (int64_t i = 0; i < N; i++) gx[i] = yd[i] > 0.0f ? go[i] * 0.5f / yd[i] : 0.0f;
+            return;
+        }
+    }
     switch ((int)n->i[0]) {
     case U_SCALE:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN)
@@ -198,8 +234,8 @@ static void unary_backward(ss_graph *g, ss_node *n)
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
         for (int64_t i = 0; i < N; i++) {
             float v = xd[i];
-            float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2));
-            float pdf = INV_SQRT2PI * expf(-0.5f * v * v);
+            float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
+            float pdf = INV_SQRT2PI * ss_exp_nonpos(-0.5f * v * v);
             gx[i] += go[i] * (cdf + v * pdf);
         }
         break;
@@ -244,7 +280,7 @@ static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
         break;
     case U_GELU:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)
-        for (int64_t i = 0; i < N; i++) o[i] = 0.5f * xd[i] * (1.0f + erff(xd[i] * INV_SQRT2));
+        for (int64_t i = 0; i < N; i++) o[i] = 0.5f * xd[i] * (1.0f + ss_erf_fast(xd[i] * INV_SQRT2));
         break;
     case U_SIGMOID:
 #pragma omp parallel for schedule(static) if (N > PAR_MIN / 8)

@@ -18,42 +18,47 @@ static void matmul_backward(ss_graph *g, ss_node *n)
     int64_t sa = M * K, sb = shared ? 0 : K * N, sc = M * N;
     ss_flops_add(2.0 * (double)batch * (double)M * (double)N * (double)K * (ss_req(a) + ss_req(b)));
     if (ss_req(a)) {
-        float *ga = ss_grad(g, a);
+        int fresh;
+        float *ga = ss_grad_fresh(g, a, &fresh);
         if (!ga) return;
+        const float beta = fresh ? 0.0f : 1.0f; /* every dA block is written once */
         for (int64_t p = 0; p < batch; p++) {
             const float *B = b->data + p * sb, *C = gc + p * sc;
             float *A = ga + p * sa;
             if (!ta) /* dA[M,K] += dC[M,N] op(B)^T */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, (int)M, (int)K,
-                            (int)N, 1.0f, C, (int)N, B, tb ? (int)K : (int)N, 1.0f, A, (int)K);
+                            (int)N, 1.0f, C, (int)N, B, tb ? (int)K : (int)N, beta, A, (int)K);
             else /* dA[K,M] += op(B)[K,N] dC^T */
                 cblas_sgemm(CblasRowMajor, tb ? CblasTrans : CblasNoTrans, CblasTrans, (int)K, (int)M,
-                            (int)N, 1.0f, B, tb ? (int)K : (int)N, C, (int)N, 1.0f, A, (int)M);
+                            (int)N, 1.0f, B, tb ? (int)K : (int)N, C, (int)N, beta, A, (int)M);
         }
     }
     if (ss_req(b)) {
-        float *gb = ss_grad(g, b);
+        int fresh;
+        float *gb = ss_grad_fresh(g, b, &fresh);
         if (!gb) return;
+        const float beta = fresh ? 0.0f : 1.0f;
         if (shared && !ta) {
             /* One GEMM over the flattened batch: rows of a are independent. */
             int64_t R = batch * M;
             if (!tb) /* dB[K,N] += A^T[K,R] dC[R,N] */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)R, 1.0f, a->data,
-                            (int)K, gc, (int)N, 1.0f, gb, (int)N);
+                            (int)K, gc, (int)N, beta, gb, (int)N);
             else /* dB[N,K] += dC^T[N,R] A[R,K] */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)K, (int)R, 1.0f, gc,
-                            (int)N, a->data, (int)K, 1.0f, gb, (int)K);
+                            (int)N, a->data, (int)K, beta, gb, (int)K);
             return;
         }
         for (int64_t p = 0; p < batch; p++) {
             const float *A = a->data + p * sa, *C = gc + p * sc;
             float *B = gb + p * sb;
+            const float bb = p > 0 && shared ? 1.0f : beta; /* a shared dB sums over the batch */
             if (!tb) /* dB[K,N] += op(A)^T[K,M] dC[M,N] */
                 cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)K, (int)N,
-                            (int)M, 1.0f, A, ta ? (int)M : (int)K, C, (int)N, 1.0f, B, (int)N);
+                            (int)M, 1.0f, A, ta ? (int)M : (int)K, C, (int)N, bb, B, (int)N);
             else /* dB[N,K] += dC^T[N,M] op(A)[M,K] */
                 cblas_sgemm(CblasRowMajor, CblasTrans, ta ? CblasTrans : CblasNoTrans, (int)N, (int)K,
-                            (int)M, 1.0f, C, (int)N, A, ta ? (int)M : (int)K, 1.0f, B, (int)K);
+                            (int)M, 1.0f, C, (int)N, A, ta ? (int)M : (int)K, bb, B, (int)K);
         }
     }
 }
@@ -127,11 +132,12 @@ static void linear_backward(ss_graph *g, ss_node *n)
     const float *go = n->out->grad;
     ss_flops_add(2.0 * (double)R * (double)IN * (double)OUT * (ss_req(x) + ss_req(w)));
     if (ss_req(x)) {
-        float *gx = ss_grad(g, x);
+        int fresh;
+        float *gx = ss_grad_fresh(g, x, &fresh);
         if (!gx) return;
-        /* dx[R,IN] += dy[R,OUT] W[OUT,IN] */
+        /* dx[R,IN] += dy[R,OUT] W[OUT,IN] (= on a fresh buffer) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)IN, (int)OUT, 1.0f, go, (int)OUT,
-                    w->data, (int)IN, 1.0f, gx, (int)IN);
+                    w->data, (int)IN, fresh ? 0.0f : 1.0f, gx, (int)IN);
     }
     if (ss_req(w)) {
         float *gw = ss_grad(g, w);

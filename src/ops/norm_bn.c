@@ -14,6 +14,11 @@
  * dx += A*dy + B*x + C per channel (the full gradient through the batch
  * statistics in training; A*dy alone in eval).
  *
+ * Fused ReLU (ss_batch_norm_relu): the forward writes max(y, 0) and the
+ * backward takes dy where that output is > 0 (0 elsewhere) in both passes,
+ * so conv -> BN -> ReLU saves one activation tensor and its gradient, and
+ * two passes over them; the bits equal ss_relu(ss_batch_norm(...)).
+ *
  * Parallel: over channels for S > 1 (one channel per task, so each
  * channel's sums are made by one thread in a fixed order), over blocks of
  * channels for S == 1. Results do not depend on the thread count. */
@@ -145,8 +150,9 @@ static double batch_stats_sync(ss_graph *g, ss_batch_reduce_fn reduce, const flo
 
 /* y[n,c,:] = ((x[n,c,:] - k[c]) - d[c])*sc[c] + sh[c] */
 static void bn_apply(const float *x, float *y, int64_t N, int64_t C, int64_t S, const float *k, const float *d,
-                     const float *sc, const float *sh)
+                     const float *sc, const float *sh, int relu)
 {
+    const float lo = relu ? 0.0f : -INFINITY;
     if (S > 1) {
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * S > PAR_MIN)
         for (int64_t n = 0; n < N; n++)
@@ -155,7 +161,10 @@ static void bn_apply(const float *x, float *y, int64_t N, int64_t C, int64_t S, 
                 float *yp = y + (n * C + c) * S;
                 float kc = k[c], dc = d[c], a = sc[c], b = sh[c];
 #pragma omp simd
-                for (int64_t j = 0; j < S; j++) yp[j] = ((xp[j] - kc) - dc) * a + b;
+                for (int64_t j = 0; j < S; j++) {
+                    float v = ((xp[j] - kc) - dc) * a + b;
+                    yp[j] = v > lo ? v : (relu ? 0.0f : v);
+                }
             }
     } else {
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
@@ -163,7 +172,10 @@ static void bn_apply(const float *x, float *y, int64_t N, int64_t C, int64_t S, 
             const float *xp = x + n * C;
             float *yp = y + n * C;
 #pragma omp simd
-            for (int64_t c = 0; c < C; c++) yp[c] = ((xp[c] - k[c]) - d[c]) * sc[c] + sh[c];
+            for (int64_t c = 0; c < C; c++) {
+                float v = ((xp[c] - k[c]) - d[c]) * sc[c] + sh[c];
+                yp[c] = v > lo ? v : (relu ? 0.0f : v);
+            }
         }
     }
 }
@@ -179,7 +191,26 @@ static void bn_backward(ss_graph *g, ss_node *n)
     const int sync = batch && sv->reduce;
     const double M = sync ? sv->mglobal : (double)(N * S);
     const float *xd = x->data, *dy = n->out->grad;
-    float *gx = ss_req(x) ? ss_grad(g, x) : NULL;
+    const int relu = (int)n->i[1];
+    float *dyw = n->out->grad; /* writable: see below */
+    const float *yd = n->out->data;
+    int64_t S0 = N * C > 0 ? x->numel / (N * C) : 0;
+    int mask_in_sums = 0; /* the S > 1 sums pass applies the ReLU mask itself */
+    if (relu && !(S0 > 1 && (ss_req(gamma) || ss_req(beta) || (ss_req(x) && n->i[0])))) {
+        /* dy through the fused ReLU: dy where the output is > 0, else 0.
+         * Done in place: every consumer of the output has run its backward
+         * already (reverse order), so its gradient has no other reader. */
+        const int64_t T = n->out->numel;
+#pragma omp parallel for simd schedule(static) if (T > PAR_MIN)
+        for (int64_t i = 0; i < T; i++) {
+            float v = dyw[i];
+            dyw[i] = yd[i] > 0.0f ? v : 0.0f;
+        }
+    } else if (relu) {
+        mask_in_sums = 1;
+    }
+    int fresh = 0;
+    float *gx = ss_req(x) ? ss_grad_take(g, x, n->out, &fresh) : NULL; /* dx may overwrite dy in place */
     float *gg = ss_req(gamma) ? ss_grad(g, gamma) : NULL;
     float *gbeta = ss_req(beta) ? ss_grad(g, beta) : NULL;
     if ((ss_req(x) && !gx) || (ss_req(gamma) && !gg) || (ss_req(beta) && !gbeta)) return;
@@ -199,10 +230,24 @@ static void bn_backward(ss_graph *g, ss_node *n)
                 for (int64_t nn = 0; nn < N; nn++) {
                     const float *xp = xd + (nn * C + c) * S, *dp = dy + (nn * C + c) * S;
                     float b1 = 0.0f, b2 = 0.0f;
+                    if (mask_in_sums) {
+                        /* dy through the fused ReLU, stored back for the dx pass */
+                        float *dm = dyw + (nn * C + c) * S;
+                        const float *yp = yd + (nn * C + c) * S;
 #pragma omp simd reduction(+ : b1, b2)
-                    for (int64_t j = 0; j < S; j++) {
-                        b1 += dp[j];
-                        b2 += dp[j] * ((xp[j] - k) - d);
+                        for (int64_t j = 0; j < S; j++) {
+                            float v = dm[j];
+                            v = yp[j] > 0.0f ? v : 0.0f;
+                            dm[j] = v;
+                            b1 += v;
+                            b2 += v * ((xp[j] - k) - d);
+                        }
+                    } else {
+#pragma omp simd reduction(+ : b1, b2)
+                        for (int64_t j = 0; j < S; j++) {
+                            b1 += dp[j];
+                            b2 += dp[j] * ((xp[j] - k) - d);
+                        }
                     }
                     a1 += b1;
                     a2 += b2;
@@ -268,23 +313,34 @@ static void bn_backward(ss_graph *g, ss_node *n)
                 const float *xp = xd + off, *dp = dy + off;
                 float *gp = gx + off;
                 float a = A[c], b = B[c], k = K[c], sf = shift[c], d = dmean[c];
+                if (fresh) {
 #pragma omp simd
-                for (int64_t j = 0; j < S; j++) gp[j] += a * dp[j] + b * ((xp[j] - sf) - d) + k;
+                    for (int64_t j = 0; j < S; j++) gp[j] = a * dp[j] + b * ((xp[j] - sf) - d) + k;
+                } else {
+#pragma omp simd
+                    for (int64_t j = 0; j < S; j++) gp[j] += a * dp[j] + b * ((xp[j] - sf) - d) + k;
+                }
             }
     } else {
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
         for (int64_t nn = 0; nn < N; nn++) {
             const float *xp = xd + nn * C, *dp = dy + nn * C;
             float *gp = gx + nn * C;
+            if (fresh) {
 #pragma omp simd
-            for (int64_t c = 0; c < C; c++)
-                gp[c] += A[c] * dp[c] + B[c] * ((xp[c] - shift[c]) - dmean[c]) + K[c];
+                for (int64_t c = 0; c < C; c++)
+                    gp[c] = A[c] * dp[c] + B[c] * ((xp[c] - shift[c]) - dmean[c]) + K[c];
+            } else {
+#pragma omp simd
+                for (int64_t c = 0; c < C; c++)
+                    gp[c] += A[c] * dp[c] + B[c] * ((xp[c] - shift[c]) - dmean[c]) + K[c];
+            }
         }
     }
 }
 
-ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta, ss_tensor *running_mean,
-                         ss_tensor *running_var, float momentum, float eps)
+static ss_tensor *bn_forward(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta, ss_tensor *running_mean,
+                             ss_tensor *running_var, float momentum, float eps, int relu)
 {
     SS_CHECK_IN1(g, x);
     ss_tensor *gi = gamma, *bi = beta;
@@ -357,9 +413,9 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
             running_var->data[c] = (float)((1.0 - mo) * running_var->data[c] + mo * dv[c] * unb);
         }
     }
-    bn_apply(x->data, out->data, N, C, S, shift, dmean, sc, sh);
+    bn_apply(x->data, out->data, N, C, S, shift, dmean, sc, sh, relu);
     ss_tensor *in[3] = {x, gamma, beta};
-    ss_node *n = ss_record(g, "batch_norm", bn_backward, out, 3, in);
+    ss_node *n = ss_record(g, relu ? "batch_norm_relu" : "batch_norm", bn_backward, out, 3, in);
     if (n) {
         bn_saved *sv = ss_scratch_bytes(g, sizeof *sv);
         if (!sv) return NULL;
@@ -370,6 +426,19 @@ ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor 
         sv->mglobal = mglobal;
         n->saved = sv;
         n->i[0] = batch;
+        n->i[1] = relu;
     }
     return out;
+}
+
+ss_tensor *ss_batch_norm(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta, ss_tensor *running_mean,
+                         ss_tensor *running_var, float momentum, float eps)
+{
+    return bn_forward(g, x, gamma, beta, running_mean, running_var, momentum, eps, 0);
+}
+
+ss_tensor *ss_batch_norm_relu(ss_graph *g, ss_tensor *x, ss_tensor *gamma, ss_tensor *beta,
+                              ss_tensor *running_mean, ss_tensor *running_var, float momentum, float eps)
+{
+    return bn_forward(g, x, gamma, beta, running_mean, running_var, momentum, eps, 1);
 }

@@ -512,7 +512,7 @@ static ss_status train_run(trainer *tr, const ss_tokenizer_opts *o)
         tr->nmerges++;
         st = apply_merge(tr, p, id, &changed, &nchanged, &cchanged);
         if (st != SS_OK) break;
-        qsort(changed, (size_t)nchanged, sizeof *changed, cmp_i32);
+        if (nchanged > 1) qsort(changed, (size_t)nchanged, sizeof *changed, cmp_i32); /* changed may be NULL when empty */
         for (int32_t k = 0; k < nchanged; k++) {
             if (k && changed[k] == changed[k - 1]) continue;
             pair_info *pi = &tr->pairs[changed[k]];

@@ -118,7 +118,20 @@ void ss_fit_result_free(ss_fit_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The image loader as a batch source. */
+static int64_t ldr_spe(void *L) { return ss_loader_batches_per_epoch(L); }
+static ss_status ldr_next(void *L, ss_batch *b) { return ss_loader_next(L, b); }
+static ss_status ldr_seek(void *L, int64_t epoch, int64_t batch) { return ss_loader_seek(L, epoch, batch); }
+static double ldr_wait(void *L) { return ss_loader_wait_seconds(L); }
+
 ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit_hooks *h, ss_fit_result *res)
+{
+    ss_batch_source src = {L, ldr_spe, ldr_next, ldr_seek, ldr_wait};
+    return ss_fit_source(m, &src, c, h, res);
+}
+
+ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_config *c, const ss_fit_hooks *h,
+                        ss_fit_result *res)
 {
     memset(res, 0, sizeof *res);
     res->best_metric = NAN;
@@ -132,7 +145,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
         c_rank.quiet = 1;
         c = &c_rank;
     }
-    int64_t spe = ss_loader_batches_per_epoch(L);
+    int64_t spe = L->batches_per_epoch(L->ctx);
     if (spe <= 0) return ss_seterr(SS_ERR_INVALID, "%s: no full batch of data (fewer images than --batch?)", c->what);
     int64_t total = (int64_t)c->epochs * spe;
     int64_t warmup = (int64_t)(c->warmup_epochs * (double)spe);
@@ -160,7 +173,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
         char path[1100];
         snprintf(path, sizeof path, "%s/last.safetensors", c->run_dir);
         if ((s = ss_checkpoint_load_into(path, m, NULL, 0, opt, &st))) goto out;
-        if ((s = ss_loader_seek(L, st.epoch, st.batch))) goto out;
+        if ((s = L->seek(L->ctx, st.epoch, st.batch))) goto out;
         if (!c->quiet)
             fprintf(stderr, "%s: resumed from %s at epoch %lld, batch %lld (step %lld)\n", c->what, path,
                     (long long)st.epoch + 1, (long long)st.batch, (long long)st.step);
@@ -186,7 +199,7 @@ ss_status ss_fit(ss_model *m, ss_loader *L, const ss_fit_config *c, const ss_fit
     }
     ss_graph_set_check_finite(g, c->check_finite);
     if (c->sync_bn && world > 1) ss_graph_set_batch_reduce(g, ss_dist_batch_reduce);
-    double t_start = now_s(), t_last_ckpt = t_start, wait0 = ss_loader_wait_seconds(L);
+    double t_start = now_s(), t_last_ckpt = t_start, wait0 = L->wait_seconds(L->ctx);
     int64_t step = st.step, start_step = st.step;
     double eval_seconds = 0;
     int injected = 0;
@@ -199,7 +212,7 @@ restart:
         for (int64_t b = (epoch == st.epoch ? st.batch : 0); b < spe; b++) {
             if (c->max_steps && step - start_step >= c->max_steps) goto done;
             ss_batch batch;
-            if ((s = ss_loader_next(L, &batch))) goto out_g;
+            if ((s = L->next(L->ctx, &batch))) goto out_g;
             ss_graph_reset(g);
             ss_graph_set_training(g, 1);
             ss_graph_set_seed(g, c->seed, (uint64_t)step);
@@ -237,7 +250,7 @@ restart:
                     if ((s = ss_checkpoint_load_into(path, m, NULL, 0, opt, &st))) goto out_g;
                     st.lr_scale = scale;
                     st.rollbacks = done + 1;
-                    if ((s = ss_loader_seek(L, st.epoch, st.batch))) goto out_g;
+                    if ((s = L->seek(L->ctx, st.epoch, st.batch))) goto out_g;
                     if ((s = ss_dist_sync_params(m->p))) goto out_g;
                     if (rank == 0)
                         fprintf(stderr, "%s%s: step %lld (epoch %lld, batch %lld): non-finite value: %s; rolled back "
@@ -326,7 +339,7 @@ restart:
                      (long long)epoch + 1, (long long)step, nb ? sum_loss / nb : 0.0,
                      count > 0 ? correct / count : -1.0, isfinite(metric) ? metric : -1.0,
                      (double)ss_lr_cosine(step, total, warmup, c->lr, c->final_lr) * st.lr_scale, ips, elapsed,
-                     ss_loader_wait_seconds(L) - wait0);
+                     L->wait_seconds(L->ctx) - wait0);
             ss_jsonl_write(log, line);
         }
         if (c->run_dir) {
@@ -340,7 +353,7 @@ done:
     res->best_epoch = st.best_epoch;
     res->steps = step - start_step;
     res->seconds = now_s() - t_start - eval_seconds;
-    res->data_wait_seconds = ss_loader_wait_seconds(L) - wait0;
+    res->data_wait_seconds = L->wait_seconds(L->ctx) - wait0;
     if (c->run_dir && res->nhist > 0 && rank == 0) {
         char path[1100];
         double *x = malloc(sizeof(double) * (size_t)res->nhist);

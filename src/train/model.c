@@ -45,6 +45,7 @@ void ss_model_free(ss_model *m)
         for (int i = 0; i < m->nclasses; i++) free(m->class_names[i]);
         free(m->class_names);
     }
+    free(m->tokenizer_json);
     memset(m, 0, sizeof *m);
 }
 
@@ -166,6 +167,7 @@ ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *
     free(mj);
     free(sj);
     if (config_json && !s) s = ss_st_writer_meta(w, "config", config_json);
+    if (m->tokenizer_json && !s) s = ss_st_writer_meta(w, "tokenizer", m->tokenizer_json);
     if (st && !s) {
         char js[512];
         snprintf(js, sizeof js,
@@ -382,6 +384,8 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
             }
         }
         cJSON_Delete(a);
+        const char *tj = ss_st_meta(st, "tokenizer");
+        if (tj && !(m->tokenizer_json = strdup(tj))) s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
     }
     ss_st_close(st);
     if (s) ss_model_free(m); /* nothing half-built is left to the caller */

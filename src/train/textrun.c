@@ -1,0 +1,431 @@
+/* Text models and runs (selfsup/textrun.h): pooled text-s classifiers, MLM
+ * pretraining, supervised training / fine-tuning, the linear probe and the
+ * robustness evaluation, all through the shared loop ss_fit_source. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "selfsup/knn.h"
+#include "selfsup/textrun.h"
+
+int ss_text_pool_parse(const char *s)
+{
+    if (!s) return -1;
+    if (!strcmp(s, "cls")) return SS_POOL_CLS;
+    if (!strcmp(s, "mean")) return SS_POOL_MEAN;
+    return -1;
+}
+
+const char *ss_text_pool_name(int pool) { return pool == SS_POOL_CLS ? "cls" : "mean"; }
+
+ss_tensor *ss_text_features(ss_graph *g, const ss_model *m, const int32_t *ids, int64_t n, int t, int pool)
+{
+    ss_tensor *hid = ss_text_encode(g, m->enc, ids, n, t); /* [n,t,D] */
+    if (!hid) return NULL;
+    int D = m->enc->feat_dim;
+    if (pool == SS_POOL_CLS) {
+        int32_t *r = ss_arena_alloc(ss_graph_arena(g), sizeof(int32_t) * (size_t)n);
+        if (!r) return NULL;
+        for (int64_t i = 0; i < n; i++) r[i] = (int32_t)(i * t);
+        return ss_index_select(g, ss_reshape(g, hid, 2, (int64_t[]){n * t, D}), 0, r, n);
+    }
+    /* mean over non-[PAD] positions: w [n,1,t] @ hid [n,t,D] -> [n,1,D] */
+    ss_tensor *w = ss_new3(g, n, 1, t);
+    if (!w) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int cnt = 0;
+        for (int j = 0; j < t; j++) cnt += ids[i * t + j] != SS_TOK_PAD;
+        for (int j = 0; j < t; j++) w->data[i * t + j] = ids[i * t + j] != SS_TOK_PAD ? 1.0f / (float)(cnt ? cnt : 1) : 0.0f;
+    }
+    return ss_reshape(g, ss_matmul(g, w, hid, 0, 0), 2, (int64_t[]){n, D});
+}
+
+ss_tensor *ss_text_logits(ss_graph *g, const ss_model *m, const int32_t *ids, int64_t n, int t, int pool)
+{
+    return ss_linear_forward(g, &m->head, ss_text_features(g, m, ids, n, t, pool));
+}
+
+ss_status ss_text_model_create(ss_model *m, const ss_tokenizer *tok, int seq_len, int nclasses)
+{
+    /* in_chans/img_size are image fields; a text checkpoint records 1 and the
+     * sequence length there so the image-side range checks still pass. */
+    ss_encoder_config ec = {.kind = "text-s", .in_chans = 1, .img_size = seq_len,
+                            .vocab = ss_tokenizer_vocab_size(tok), .seq_len = seq_len};
+    ss_status s = ss_model_create(m, &ec, nclasses);
+    if (s) return s;
+    size_t len = 0;
+    return ss_tokenizer_to_json(tok, &m->tokenizer_json, &len);
+}
+
+ss_status ss_text_checkpoint_tokenizer(const char *path, ss_tokenizer **tok, int *pool)
+{
+    *tok = NULL;
+    char *kind = ss_checkpoint_meta(path, "encoder");
+    if (!kind) return ss_errmsg()[0] ? SS_ERR_IO : ss_seterr(SS_ERR_FORMAT, "%s: not a selfsup checkpoint", path);
+    int is_text = !strcmp(kind, "text-s");
+    free(kind);
+    if (!is_text) return ss_seterr(SS_ERR_INVALID, "%s: not a text model (its encoder is not text-s)", path);
+    char *tj = ss_checkpoint_meta(path, "tokenizer");
+    if (!tj) return ss_seterr(SS_ERR_FORMAT, "%s: metadata has no 'tokenizer' (not a selfsup text checkpoint)", path);
+    char label[1100];
+    snprintf(label, sizeof label, "%s (tokenizer metadata)", path);
+    ss_status s = ss_tokenizer_load_memory(tj, strlen(tj), label, tok);
+    free(tj);
+    if (s) return s;
+    if (pool) {
+        *pool = SS_POOL_MEAN;
+        char *cfg = ss_checkpoint_meta(path, "config");
+        cJSON *j = cfg ? cJSON_Parse(cfg) : NULL;
+        cJSON *p = j ? cJSON_GetObjectItem(j, "pool") : NULL;
+        if (cJSON_IsString(p) && ss_text_pool_parse(p->valuestring) >= 0) *pool = ss_text_pool_parse(p->valuestring);
+        cJSON_Delete(j);
+        free(cfg);
+    }
+    return SS_OK;
+}
+
+/* Run the model over set's samples in batches: logits (nclasses) or pooled
+ * features (D) per sample into out. */
+static ss_status run_text_batches(const ss_model *m, const ss_tokenizer *tok, const ss_textset *set,
+                                  const int32_t *idx, int64_t n, int pool, char *const *texts, const size_t *lens,
+                                  int logits, float *out)
+{
+    int T = m->ecfg.seq_len > 0 ? m->ecfg.seq_len : 128, B = 128;
+    int dim = logits ? m->nclasses : m->enc->feat_dim;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * (size_t)T), *packed = malloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    int *L = malloc(sizeof(int) * (size_t)B);
+    ss_graph *g = ss_graph_new();
+    ss_status s = SS_OK;
+    if (!ids || !packed || !L || !g) s = ss_seterr(SS_ERR_NOMEM, "text evaluate: out of memory");
+    if (g) {
+        ss_graph_set_training(g, 0);
+        ss_graph_set_grad_enabled(g, 0);
+    }
+    for (int64_t i0 = 0; !s && i0 < n; i0 += B) {
+        int64_t b = n - i0 < B ? n - i0 : B;
+        int t = 2;
+        for (int64_t i = 0; i < b; i++) {
+            int64_t k = idx ? idx[i0 + i] : i0 + i;
+            if (k < 0 || k >= set->n) {
+                s = ss_seterr(SS_ERR_INVALID, "text evaluate: index %lld out of range", (long long)k);
+                break;
+            }
+            const char *tx = texts ? texts[i0 + i] : set->texts[k];
+            size_t tl = texts ? lens[i0 + i] : set->lens[k];
+            L[i] = ss_tokenizer_encode_seq(tok, tx, tl, ids + i * T, T);
+            if (L[i] > t) t = L[i];
+        }
+        if (s) break;
+        for (int64_t i = 0; i < b; i++) memcpy(packed + i * t, ids + i * T, sizeof(int32_t) * (size_t)t);
+        ss_graph_reset(g);
+        ss_tensor *y = logits ? ss_text_logits(g, m, packed, b, t, pool) : ss_text_features(g, m, packed, b, t, pool);
+        if (!y) {
+            s = ss_seterr(ss_graph_status(g) ? ss_graph_status(g) : SS_ERR_INVALID, "%s", ss_graph_errmsg(g));
+            break;
+        }
+        memcpy(out + i0 * dim, y->data, sizeof(float) * (size_t)(b * dim));
+    }
+    ss_graph_free(g);
+    free(ids);
+    free(packed);
+    free(L);
+    return s;
+}
+
+ss_status ss_text_evaluate(const ss_model *m, const ss_tokenizer *tok, const ss_textset *set, const int32_t *idx,
+                           int64_t n, int pool, char *const *texts, const size_t *lens, double *acc,
+                           int64_t *confusion)
+{
+    int C = m->nclasses;
+    if (C <= 0) return ss_seterr(SS_ERR_INVALID, "text evaluate: the model has no classifier head");
+    if (!idx) n = set->n;
+    if (set->nclasses > C)
+        return ss_seterr(SS_ERR_SHAPE, "%s: %d classes but the model has %d outputs", set->source, set->nclasses, C);
+    float *lg = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)C);
+    if (!lg) return ss_seterr(SS_ERR_NOMEM, "text evaluate: out of memory");
+    ss_status s = run_text_batches(m, tok, set, idx, n, pool, texts, lens, 1, lg);
+    if (confusion) memset(confusion, 0, sizeof(int64_t) * (size_t)C * (size_t)C);
+    int64_t correct = 0, counted = 0;
+    for (int64_t i = 0; !s && i < n; i++) {
+        int64_t k = idx ? idx[i] : i;
+        int y = set->labels ? set->labels[k] : -1;
+        if (y < 0 || y >= C) continue;
+        const float *l = lg + i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[best]) best = c;
+        correct += best == y;
+        counted++;
+        if (confusion) confusion[y * C + best]++;
+    }
+    free(lg);
+    if (!s) *acc = counted ? (double)correct / (double)counted : 0.0;
+    return s;
+}
+
+ss_status ss_text_extract_features(const ss_model *m, const ss_tokenizer *tok, const ss_textset *set,
+                                   const int32_t *idx, int64_t n, int pool, float *out)
+{
+    if (!idx) n = set->n;
+    return run_text_batches(m, tok, set, idx, n, pool, NULL, NULL, 0, out);
+}
+
+/* ------------------------------------------------------------------ runs */
+
+ss_text_run_opts ss_text_run_defaults(int pretrain)
+{
+    ss_text_run_opts o;
+    memset(&o, 0, sizeof o);
+    o.epochs = pretrain ? 10 : 20;
+    o.batch = pretrain ? 64 : 32;
+    o.lr = pretrain ? 1e-3f : 5e-4f;
+    o.wd = 0.01f;
+    o.warmup_epochs = pretrain ? 1.0f : 1.0f;
+    o.final_lr_frac = pretrain ? 0.01f : 0.0f;
+    o.clip_norm = 1.0f;
+    o.seq_len = 128;
+    o.pool = SS_POOL_MEAN;
+    o.encoder_lr_scale = 1.0f;
+    o.layer_decay = 1.0f;
+    return o;
+}
+
+/* ss_fit writes checkpoints at epoch ends; a run cut short by max_steps
+ * still leaves its weights (no optimiser state: not resumable). */
+static ss_status save_if_cut_short(const ss_model *m, const ss_text_run_opts *o, const ss_fit_result *res)
+{
+    if (!o->run_dir || res->steps == 0 || res->nhist >= o->epochs) return SS_OK;
+    char p[1100];
+    snprintf(p, sizeof p, "%s/last.safetensors", o->run_dir);
+    return ss_checkpoint_save(p, m, NULL, NULL, o->config_json);
+}
+
+static ss_fit_config fit_config(const ss_text_run_opts *o, const char *what)
+{
+    ss_fit_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.epochs = o->epochs;
+    fc.lr = o->lr;
+    fc.final_lr = o->lr * o->final_lr_frac;
+    fc.warmup_epochs = o->warmup_epochs;
+    fc.opt = ss_opt_defaults(SS_OPT_ADAMW);
+    fc.opt.weight_decay = o->wd;
+    fc.clip_norm = o->clip_norm;
+    fc.seed = o->seed;
+    fc.run_dir = o->run_dir;
+    fc.config_json = o->config_json;
+    fc.what = o->what ? o->what : what;
+    fc.resume = o->resume;
+    fc.quiet = o->quiet;
+    fc.max_steps = o->max_steps;
+    return fc;
+}
+
+typedef struct mlm_ctx {
+    ss_mlm_head head;
+    ss_model *m;
+    ss_text_batcher *tb;
+} mlm_ctx;
+
+static ss_tensor *mlm_step_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
+{
+    mlm_ctx *c = ctx;
+    (void)b;
+    (void)correct;
+    (void)count;
+    const int32_t *in, *tg;
+    int64_t n;
+    int t;
+    ss_text_batcher_current(c->tb, &in, &tg, &n, &t);
+    return ss_mlm_loss(g, &c->head, c->m, in, tg, n, t);
+}
+
+ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_textset *corpus,
+                               const ss_text_run_opts *o, ss_fit_result *res)
+{
+    memset(res, 0, sizeof *res);
+    mlm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    ss_status s = ss_mlm_head_init(&c.head, m->p, m->enc);
+    if (!s) s = ss_model_finalize(m, o->seed);
+    if (s) return s;
+    ss_text_batcher_opts bo = {.seq_len = m->ecfg.seq_len, .batch = o->batch, .pack = 1, .mlm = 1,
+                               .mask_prob = 0.15f, .shuffle = 1, .drop_last = 1, .seed = o->seed,
+                               .max_sequences = o->max_sequences};
+    if ((s = ss_text_batcher_new(tok, corpus, NULL, corpus->n, &bo, &c.tb))) return s;
+    if (ss_text_batcher_batches(c.tb) <= 0) {
+        ss_text_batcher_free(c.tb);
+        return ss_seterr(SS_ERR_INVALID, "%s: %lld sequences of %d tokens, fewer than one batch of %d", corpus->source,
+                         (long long)ss_text_batcher_sequences(c.tb), bo.seq_len, o->batch);
+    }
+    ss_batch_source src = ss_text_batcher_source(c.tb);
+    ss_fit_config fc = fit_config(o, "mlm");
+    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL};
+    s = ss_fit_source(m, &src, &fc, &h, res);
+    if (!s) s = save_if_cut_short(m, o, res);
+    ss_text_batcher_free(c.tb);
+    return s;
+}
+
+typedef struct cls_ctx {
+    ss_model *m;
+    const ss_tokenizer *tok;
+    ss_text_batcher *tb;
+    const ss_textset *test;
+    const int32_t *test_idx;
+    int64_t ntest;
+    const ss_text_run_opts *o;
+    double last_acc;
+} cls_ctx;
+
+static ss_tensor *cls_step_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
+{
+    cls_ctx *c = ctx;
+    const int32_t *in;
+    int64_t n;
+    int t;
+    ss_text_batcher_current(c->tb, &in, NULL, &n, &t);
+    ss_tensor *logits = ss_text_logits(g, c->m, in, n, t, c->o->pool);
+    ss_tensor *loss = ss_cross_entropy(g, logits, b->y, c->o->label_smoothing);
+    if (!loss) return NULL;
+    int C = c->m->nclasses;
+    for (int64_t i = 0; i < n; i++) {
+        const float *l = logits->data + i * C;
+        int best = 0;
+        for (int k = 1; k < C; k++)
+            if (l[k] > l[best]) best = k;
+        *correct += best == b->y[i];
+        *count += 1;
+    }
+    return loss;
+}
+
+static ss_status cls_epoch_end(void *ctx, int64_t epoch, double *metric)
+{
+    cls_ctx *c = ctx;
+    int last = epoch + 1 == c->o->epochs;
+    int every = c->o->eval_every;
+    if (!last && (every <= 0 || (epoch + 1) % every != 0)) return SS_OK;
+    double acc;
+    ss_status s = ss_text_evaluate(c->m, c->tok, c->test, c->test_idx, c->ntest, c->o->pool, NULL, NULL, &acc, NULL);
+    if (s) return s;
+    *metric = acc;
+    c->last_acc = acc;
+    return SS_OK;
+}
+
+ss_status ss_text_train_classifier(ss_model *m, const ss_tokenizer *tok, const ss_textset *train,
+                                   const int32_t *idx, int64_t n, const ss_textset *test, const int32_t *test_idx,
+                                   int64_t ntest, const ss_text_run_opts *o, double *test_acc, ss_fit_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (m->nclasses <= 0) return ss_seterr(SS_ERR_INVALID, "text classifier: the model has no head");
+    if (train->nclasses > m->nclasses)
+        return ss_seterr(SS_ERR_SHAPE, "%s: %d classes but the model has %d outputs", train->source, train->nclasses,
+                         m->nclasses);
+    /* Learning-rate scales: encoder scale, layer-wise decay over text-s blocks. */
+    if (o->encoder_lr_scale != 1.0f || o->layer_decay != 1.0f) {
+        int D = 4; /* text-s depth (REFERENCE_MODELS.md) */
+        ss_params_set_lr_scale(m->p, "encoder.", o->encoder_lr_scale * powf(o->layer_decay, (float)(D + 1)));
+        for (int i = 0; i < D; i++) {
+            char pre[64];
+            snprintf(pre, sizeof pre, "encoder.blocks.%d.", i);
+            ss_params_set_lr_scale(m->p, pre, o->encoder_lr_scale * powf(o->layer_decay, (float)(D - i)));
+        }
+        ss_params_set_lr_scale(m->p, "encoder.norm", o->encoder_lr_scale);
+    }
+    ss_text_batcher_opts bo = {.seq_len = m->ecfg.seq_len, .batch = o->batch, .pack = 0, .mlm = 0,
+                               .shuffle = 1, .drop_last = n > o->batch, .seed = o->seed};
+    cls_ctx c = {m, tok, NULL, test, test_idx, test_idx ? ntest : test->n, o, NAN};
+    ss_status s = ss_text_batcher_new(tok, train, idx, n, &bo, &c.tb);
+    if (s) return s;
+    ss_batch_source src = ss_text_batcher_source(c.tb);
+    ss_fit_config fc = fit_config(o, "train");
+    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end};
+    s = ss_fit_source(m, &src, &fc, &h, res);
+    if (!s) s = save_if_cut_short(m, o, res);
+    ss_text_batcher_free(c.tb);
+    if (!s && isnan(c.last_acc) && res->steps > 0) /* stopped early (max_steps): evaluate now */
+        s = ss_text_evaluate(m, tok, test, test_idx, c.ntest, o->pool, NULL, NULL, &c.last_acc, NULL);
+    if (!s) *test_acc = c.last_acc;
+    return s;
+}
+
+ss_status ss_text_probe(const ss_model *m, const ss_tokenizer *tok, const ss_textset *train, const int32_t *idx,
+                        int64_t n, const ss_textset *test, const int32_t *test_idx, int64_t ntest, int pool,
+                        int epochs, uint64_t seed, double *test_acc)
+{
+    if (!idx) n = train->n;
+    if (!test_idx) ntest = test->n;
+    int D = m->enc->feat_dim, C = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (C < 2) return ss_seterr(SS_ERR_INVALID, "%s: a probe needs labelled data with 2 or more classes", train->source);
+    float *ftr = malloc(sizeof(float) * (size_t)(n ? n : 1) * (size_t)D);
+    float *fte = malloc(sizeof(float) * (size_t)(ntest ? ntest : 1) * (size_t)D);
+    int32_t *ytr = malloc(sizeof(int32_t) * (size_t)(n ? n : 1)), *yte = malloc(sizeof(int32_t) * (size_t)(ntest ? ntest : 1));
+    ss_status s = SS_OK;
+    if (!ftr || !fte || !ytr || !yte) s = ss_seterr(SS_ERR_NOMEM, "probe: out of memory");
+    if (!s) s = ss_text_extract_features(m, tok, train, idx, n, pool, ftr);
+    if (!s) s = ss_text_extract_features(m, tok, test, test_idx, ntest, pool, fte);
+    if (!s) {
+        for (int64_t i = 0; i < n; i++) ytr[i] = train->labels[idx ? idx[i] : i];
+        for (int64_t i = 0; i < ntest; i++) yte[i] = test->labels[test_idx ? test_idx[i] : i];
+        s = ss_linear_probe(ftr, ytr, n, fte, yte, ntest, D, C, epochs > 0 ? epochs : 100, seed, test_acc, NULL,
+                            NULL);
+    }
+    free(ftr);
+    free(fte);
+    free(ytr);
+    free(yte);
+    return s;
+}
+
+ss_status ss_text_robustness(const ss_model *m, const ss_tokenizer *tok, const ss_textset *test,
+                             const int32_t *test_idx, int64_t ntest, int pool, uint64_t seed,
+                             ss_text_robust_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!test_idx) ntest = test->n;
+    r->samples = ntest;
+    ss_status s = ss_text_evaluate(m, tok, test, test_idx, ntest, pool, NULL, NULL, &r->clean, NULL);
+    if (s) return s;
+    char **tx = calloc((size_t)(ntest ? ntest : 1), sizeof(char *));
+    size_t *tl = calloc((size_t)(ntest ? ntest : 1), sizeof(size_t));
+    if (!tx || !tl) s = ss_seterr(SS_ERR_NOMEM, "robustness: out of memory");
+    r->n = ss_text_corruption_count();
+    if (r->n > 8) r->n = 8;
+    for (int c = 0; !s && c < r->n; c++) {
+        r->name[c] = ss_text_corruption_name(c);
+        for (int sev = 1; !s && sev <= SS_TEXT_SEVERITIES; sev++) {
+            for (int64_t i = 0; i < ntest; i++) {
+                int64_t k = test_idx ? test_idx[i] : i;
+                free(tx[i]);
+                tx[i] = ss_text_corrupt(r->name[c], sev, seed, k, test->texts[k], test->lens[k], &tl[i]);
+                if (!tx[i]) {
+                    s = SS_ERR_INVALID; /* ss_text_corrupt set the message */
+                    break;
+                }
+            }
+            if (!s) s = ss_text_evaluate(m, tok, test, test_idx, ntest, pool, tx, tl, &r->acc[c][sev - 1], NULL);
+        }
+    }
+    if (tx)
+        for (int64_t i = 0; i < ntest; i++) free(tx[i]);
+    free(tx);
+    free(tl);
+    return s;
+}
+
+double ss_text_robust_mean(const ss_text_robust_result *r)
+{
+    double sum = 0;
+    int k = 0;
+    for (int c = 0; c < r->n; c++)
+        for (int s = 0; s < SS_TEXT_SEVERITIES; s++) {
+            sum += r->acc[c][s];
+            k++;
+        }
+    return k ? sum / k : 0.0;
+}

@@ -1,0 +1,224 @@
+/* End to end through the selfsup binary (SS_BIN) on tiny generated text:
+ * tokenizer train, MLM pretraining (tokenizer kept in the checkpoint),
+ * finetune / train / probe / eval / robustness --text, and the errors for
+ * bad input. Budgets are a few steps; SS_SANITIZED=1 shrinks them more. */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "selfsup/safetensors.h"
+#include "selfsup/text.h"
+#include "testutil.h"
+
+static const char *bin;
+static char dir[256];
+
+/* Run "SS_BIN args" in dir; stdout into *out (malloc'd, may be NULL),
+ * stderr into dir/err.txt. Returns the exit code. */
+static int run(char **out, const char *fmt, ...)
+{
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    /* One thread: small steps on a shared, busy machine run fastest so. */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s%s 2>err.txt", dir, bin, args,
+             strncmp(args, "tokenizer", 9) ? " --threads 1" : "");
+    if (getenv("SS_TEST_VERBOSE")) fprintf(stderr, "+ selfsup %s\n", args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t k;
+    while (buf && (k = fread(buf + n, 1, cap - 1 - n, p)) > 0) {
+        n += k;
+        if (n + 1 >= cap) break;
+    }
+    if (buf) buf[n] = '\0';
+    int st = pclose(p);
+    if (getenv("SS_TEST_VERBOSE")) {
+        char e[300];
+        snprintf(e, sizeof e, "cat '%s/err.txt' >&2", dir);
+        if (system(e) != 0) fprintf(stderr, "(no err.txt)\n");
+    }
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *read_text(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    if (b) fread(b, 1, (1 << 16) - 1, f);
+    fclose(f);
+    return b;
+}
+
+static int err_has(const char *needle)
+{
+    char *e = read_text("err.txt");
+    int r = e && strstr(e, needle) != NULL;
+    if (!r) fprintf(stderr, "stderr was: %s\n", e ? e : "(none)");
+    free(e);
+    return r;
+}
+
+static double json_num(const char *s, const char *key)
+{
+    cJSON *j = s ? cJSON_Parse(s) : NULL;
+    cJSON *x = j ? cJSON_GetObjectItem(j, key) : NULL;
+    double v = cJSON_IsNumber(x) ? x->valuedouble : -1;
+    cJSON_Delete(j);
+    return v;
+}
+
+/* Two classes of short "reviews" that differ by their sentiment words. */
+static void write_data(void)
+{
+    static const char *pos[] = {"great", "wonderful", "moving", "brilliant", "funny", "superb"};
+    static const char *neg[] = {"dull", "awful", "boring", "tedious", "clumsy", "weak"};
+    static const char *filler[] = {"the film", "this movie", "the story", "its cast", "the plot", "the director"};
+    char p[512];
+    snprintf(p, sizeof p, "%s/lab.tsv", dir);
+    FILE *f = fopen(p, "w");
+    snprintf(p, sizeof p, "%s/corpus.txt", dir);
+    FILE *c = fopen(p, "w");
+    uint32_t r = 12345;
+    for (int i = 0; i < 240; i++) {
+        r = r * 1103515245u + 12345u;
+        int y = i % 2, a = (int)((r >> 8) % 6), b = (int)((r >> 16) % 6), d = (int)((r >> 20) % 6);
+        const char **w = y ? pos : neg;
+        fprintf(f, "%s is %s and %s , really %s\t%s\n", filler[d], w[a], w[b], w[(a + 1) % 6], y ? "pos" : "neg");
+        fprintf(c, "%s was %s . %s felt %s but %s .\n", filler[a], pos[b], filler[d], neg[a], w[b]);
+    }
+    fclose(f);
+    fclose(c);
+    snprintf(p, sizeof p, "%s/bad.tsv", dir);
+    f = fopen(p, "w");
+    fprintf(f, "fine text\tpos\nno label field here\n");
+    fclose(f);
+}
+
+int main(void)
+{
+    bin = getenv("SS_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("skipped: no selfsup binary (SS_BIN unset)\n");
+        return 0;
+    }
+    int asan = getenv("SS_SANITIZED") != NULL;
+    snprintf(dir, sizeof dir, "/tmp/ss_text_cli_XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    write_data();
+    char *o = NULL;
+
+    /* 1. tokenizer */
+    CHECK(run(&o, "tokenizer train --text corpus.txt --vocab 300 --out tok.json --json") == 0);
+    CHECK(json_num(o, "vocab") > SS_TOK_MIN_VOCAB && json_num(o, "vocab") <= 300);
+    free(o);
+    ss_tokenizer *tok = NULL;
+    char p[512];
+    snprintf(p, sizeof p, "%s/tok.json", dir);
+    CHECK_OK(ss_tokenizer_load(p, &tok));
+    ss_tokenizer_free(tok);
+
+    /* 2. MLM pretraining: the checkpoint carries the tokenizer */
+    CHECK(run(&o, "pretrain --method mlm --text corpus.txt --tokenizer tok.json --seq-len 32 --batch 16 "
+                  "--epochs 1 %s --out mlm --json", asan ? "--max-steps 2" : "") == 0);
+    double loss0 = json_num(o, "final_loss");
+    CHECK(json_num(o, "steps") >= 2);
+    CHECK(asan || (loss0 > 0 && loss0 < 10));
+    free(o);
+    ss_safetensors *st = NULL;
+    snprintf(p, sizeof p, "%s/mlm/last.safetensors", dir);
+    CHECK_OK(ss_st_open(p, &st));
+    if (st) {
+        const char *tj = ss_st_meta(st, "tokenizer");
+        CHECK(tj != NULL);
+        if (tj) {
+            CHECK_OK(ss_tokenizer_load_memory(tj, strlen(tj), "meta", &tok));
+            CHECK(tok && ss_tokenizer_vocab_size(tok) <= 300);
+            ss_tokenizer_free(tok);
+        }
+        CHECK(ss_st_find(st, "mlm_head.bias") != NULL);
+        CHECK(ss_st_meta(st, "seq_len") && !strcmp(ss_st_meta(st, "seq_len"), "32"));
+        ss_st_close(st);
+    }
+
+    /* 3. finetune from --model alone (tokenizer from the checkpoint) */
+    int ep = asan ? 1 : 6;
+    CHECK(run(&o, "finetune --text lab.tsv --model mlm/last.safetensors --labels 100%% --epochs %d --batch 16 "
+                  "--lr 2e-3 --out ft --json", ep) == 0);
+    double ft_acc = json_num(o, "test_acc");
+    CHECK(json_num(o, "labelled") == 216);      /* 90% of 240 */
+    CHECK(json_num(o, "test_samples") == 24);   /* the fixed 10% split */
+    CHECK_MSG(asan || ft_acc >= 0.75, "finetune accuracy %.3f on separable data", ft_acc);
+    free(o);
+
+    /* 4. eval of the fine-tuned checkpoint reproduces its test accuracy */
+    CHECK(run(&o, "eval --text lab.tsv --model ft/last.safetensors --json") == 0);
+    CHECK_NEAR(json_num(o, "test_acc"), ft_acc, 1e-9);
+    free(o);
+
+    /* 5. probe on frozen features, 10% labels = 11 per class */
+    CHECK(run(&o, "probe --text lab.tsv --model mlm/last.safetensors --labels 10%% --epochs 20 --json") == 0);
+    CHECK(json_num(o, "labelled") == 22);
+    CHECK(json_num(o, "probe_acc") >= 0 && json_num(o, "probe_acc") <= 1);
+    free(o);
+
+    /* 6. robustness: 3 corruptions x 3 severities */
+    CHECK(run(&o, "robustness --text lab.tsv --model ft/last.safetensors --out rob --json") == 0);
+    cJSON *j = o ? cJSON_Parse(o) : NULL;
+    cJSON *arr = j ? cJSON_GetObjectItem(j, "corruptions") : NULL;
+    CHECK(cJSON_GetArraySize(arr) == 3);
+    CHECK(arr && cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "acc")) == 3);
+    CHECK_NEAR(json_num(o, "clean_acc"), ft_acc, 1e-9);
+    cJSON_Delete(j);
+    free(o);
+    char *rj = read_text("rob/robustness.json");
+    CHECK(rj != NULL);
+    free(rj);
+
+    /* 7. scratch training is deterministic for a seed */
+    double a1, a2;
+    CHECK(run(&o, "train --text lab.tsv --tokenizer tok.json --seq-len 32 --labels 10%% --epochs 2 --batch 8 "
+                  "--seed 3 --json") == 0);
+    a1 = json_num(o, "test_acc");
+    free(o);
+    CHECK(run(&o, "train --text lab.tsv --tokenizer mlm/last.safetensors --seq-len 32 --labels 10%% --epochs 2 "
+                  "--batch 8 --seed 3 --json") == 0);
+    a2 = json_num(o, "test_acc");
+    free(o);
+    CHECK(a1 >= 0 && a1 == a2);
+
+    /* 8. errors: named files, clear messages, no crash */
+    CHECK(run(NULL, "train --text missing.tsv --tokenizer tok.json") == 1);
+    CHECK(err_has("missing.tsv"));
+    CHECK(run(NULL, "train --text bad.tsv --tokenizer tok.json") == 1);
+    CHECK(err_has("bad.tsv"));
+    CHECK(run(NULL, "finetune --text lab.tsv") == 2);
+    CHECK(run(NULL, "eval --text lab.tsv --model mlm/last.safetensors") == 1);
+    CHECK(err_has("no classifier head"));
+    CHECK(run(NULL, "pretrain --method simclr --text corpus.txt") == 2);
+    CHECK(run(NULL, "finetune --text lab.tsv --model tok.json") == 1);
+    CHECK(run(NULL, "train --text lab.tsv --tokenizer corpus.txt") == 1);
+    CHECK(err_has("corpus.txt"));
+    CHECK(run(NULL, "tokenizer train --text corpus.txt") == 2);
+    CHECK(run(NULL, "probe --text lab.tsv --model mlm/last.safetensors --pool max") == 1);
+    CHECK(err_has("--pool"));
+
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}
