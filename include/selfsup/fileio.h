@@ -36,6 +36,12 @@ ss_status ss_atomic_write(ss_atomic_file *f, const void *data, size_t n);
 ss_status ss_atomic_commit(ss_atomic_file *f);
 void ss_atomic_abort(ss_atomic_file *f);
 
+/* Remove temporary files that a killed writer left beside path
+ * (PATH.tmp.<pid>[.<k>] whose process <pid> no longer exists). Returns how
+ * many were removed; never fails (a folder that cannot be read removes
+ * nothing). Call before resuming from path. */
+int ss_atomic_cleanup(const char *path);
+
 /* Read the whole file into a malloc'd buffer (*data, *n bytes; the caller
  * frees). One extra NUL byte is stored after the data (not counted in *n),
  * so text files can be used as C strings. Fails with SS_ERR_NOMEM naming the

@@ -38,6 +38,10 @@ typedef struct ss_model {
     int nclasses;
     char **class_names; /* nclasses strings (owned) or NULL */
     float mean[3], std[3];
+    /* Optional second store saved and resumed with the model under
+     * extra_prefix (BYOL's target network: "target."); not owned. */
+    ss_params *extra;
+    const char *extra_prefix;
     char *tokenizer_json; /* text models: the tokenizer (owned), saved in the
                              checkpoint metadata as "tokenizer"; else NULL */
 } ss_model;
@@ -56,10 +60,15 @@ typedef struct ss_train_state {
     int64_t epoch, batch, step; /* next position to run */
     double best_metric;
     int64_t best_epoch;
+    double lr_scale; /* learning-rate factor after NaN rollbacks (1 = none; 0 reads as 1) */
+    int64_t rollbacks;
 } ss_train_state;
 
-/* Save model values+buffers (+ optimiser moments when opt != NULL, + state
- * when st != NULL) with metadata; config_json may be NULL. */
+/* Save model values+buffers (+ m->extra under m->extra_prefix, + optimiser
+ * moments when opt != NULL, + state when st != NULL) with metadata;
+ * config_json may be NULL. Refuses (SS_ERR_NAN, nothing written) when a
+ * value, buffer or moment is NaN or infinite, so a diverged run never
+ * replaces a good checkpoint. */
 ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *opt, const ss_train_state *st,
                              const char *config_json);
 /* Read the metadata of a checkpoint and build the model it describes
@@ -71,7 +80,8 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
 /* Load into an existing model: every tensor of m must be present with the
  * right shape unless allow_missing; with prefix_only, only names starting
  * with that prefix are loaded (e.g. "encoder." to start a fine-tune from a
- * pretrained checkpoint). Optimiser moments and state when given. */
+ * pretrained checkpoint). Optimiser moments and state when given; with opt,
+ * m->extra (when set) is loaded too and must be present. */
 ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *prefix_only, int allow_missing,
                                   ss_optimizer *opt, ss_train_state *st);
 /* Metadata value of a checkpoint (malloc'd) or NULL. */
@@ -107,7 +117,18 @@ typedef struct ss_fit_config {
     int64_t max_steps;       /* stop after this many steps (0 = all); for tests */
     int sync_bn;             /* data parallel (selfsup/dist.h): batch-norm
                                 statistics over all ranks; else per rank */
+    /* NaN/Inf guard: a non-finite loss or gradient is always caught at the
+     * step it appears (the op that made it is named by re-running that
+     * step's forward pass with check_finite). SS_ON_NAN_STOP: fail with
+     * SS_ERR_NAN, last checkpoint untouched. SS_ON_NAN_ROLLBACK: reload
+     * run_dir/last.safetensors (one is written at the start when there is
+     * none), halve the learning rate and go on; fail after max_rollbacks. */
+    int on_nan;
+    int max_rollbacks;
+    int64_t debug_nan_at_step; /* tests: poison a weight with NaN before step N (once; 0 = off) */
 } ss_fit_config;
+
+enum { SS_ON_NAN_STOP = 0, SS_ON_NAN_ROLLBACK = 1 };
 
 typedef struct ss_fit_result {
     double best_metric, last_metric, final_loss;

@@ -61,6 +61,7 @@ int cmd_pretrain(int argc, char **argv)
                "  [--knn-every N (0 = off)] [--knn-labels 10%%] [--seed 0] [--threads 2] [--workers 1]\n"
                "  [--out RUN_DIR] [--resume] [--checkpoint-every STEPS] [--checkpoint-minutes M] [--json]\n"
                "  [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
+               "  [--on-nan stop|rollback] [--max-rollbacks 3] [--check-finite]\n"
                "Defaults per method are printed into RUN_DIR/config.json.\n");
         return 0;
     }
@@ -173,6 +174,11 @@ int cmd_pretrain(int argc, char **argv)
     fc.ckpt_every_minutes = ck_min;
     fc.max_steps = max_steps;
     fc.sync_bn = r.sync_bn;
+    run_fit_nan_opts(&r, &fc);
+    if (!strcmp(meth->name, "byol")) { /* the target network is training state too */
+        m.extra = ss_byol_target(state);
+        m.extra_prefix = "target.";
+    }
     pre_ctx pc = {meth, state, &m, &r, knn_every, r.epochs, NAN};
     ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end};
     ss_fit_result res;

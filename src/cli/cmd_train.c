@@ -149,7 +149,8 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
                "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
                "  [--eval-every N] [--eval-images N (per-epoch eval on the first N test images)] [--clip NORM]\n"
-               "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]%s\n",
+               "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
+               "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
                finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]\n"
@@ -168,6 +169,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     const char *aux_spec = args_str(&a, "aux", NULL);
     long eval_images = args_int(&a, "eval-images", 0, 0, 1L << 40, &ok);
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
+    long ck_steps = args_int(&a, "checkpoint-every", 0, 0, 1L << 40, &ok);
+    double ck_min = args_float(&a, "checkpoint-minutes", 0, 0, 1e6, &ok);
     const char *distill = finetune ? NULL : args_str(&a, "distill", NULL);
     float dtemp = (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
@@ -285,6 +288,9 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.check_finite = r.check_finite;
     fc.max_steps = max_steps;
     fc.sync_bn = r.sync_bn;
+    fc.ckpt_every_steps = ck_steps;
+    fc.ckpt_every_minutes = ck_min;
+    run_fit_nan_opts(&r, &fc);
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp};
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
     ss_fit_result res;

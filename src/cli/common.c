@@ -36,8 +36,24 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
     r->quiet = args_flag(a, "quiet") || r->json;
     r->check_finite = args_flag(a, "check-finite");
     r->sync_bn = args_flag(a, "sync-bn");
+    const char *on_nan = args_str(a, "on-nan", "stop");
+    if (!strcmp(on_nan, "rollback")) r->on_nan = SS_ON_NAN_ROLLBACK;
+    else if (!strcmp(on_nan, "stop")) r->on_nan = SS_ON_NAN_STOP;
+    else {
+        ss_seterr(SS_ERR_INVALID, "--on-nan '%s': expected stop or rollback", on_nan);
+        *ok = 0;
+    }
+    r->max_rollbacks = (int)args_int(a, "max-rollbacks", 3, 0, 1000, ok);
+    r->debug_nan_at_step = args_int(a, "debug-nan-at-step", 0, 0, 1L << 40, ok);
     ss_set_threads(r->threads);
     return *ok;
+}
+
+void run_fit_nan_opts(const image_run *r, ss_fit_config *fc)
+{
+    fc->on_nan = r->on_nan;
+    fc->max_rollbacks = r->max_rollbacks;
+    fc->debug_nan_at_step = r->debug_nan_at_step;
 }
 
 int default_epochs(int64_t n)

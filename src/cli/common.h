@@ -15,6 +15,8 @@ typedef struct image_run {
     const char *data, *test_data, *labels, *encoder, *out, *model, *augment, *optimizer;
     int epochs, batch, threads, workers, json, resume, quiet, eval_every, check_finite;
     int sync_bn; /* --sync-bn: batch norm over all MPI ranks */
+    int on_nan, max_rollbacks; /* --on-nan stop|rollback, --max-rollbacks N */
+    long debug_nan_at_step;    /* hidden --debug-nan-at-step N (tests) */
     float lr, wd, warmup, label_smoothing, clip;
     double val_frac;
     uint64_t seed;
@@ -29,6 +31,8 @@ typedef struct image_run {
 
 /* Read the shared flags (defaults given by the caller in r before). */
 int run_read_flags(image_run *r, ss_args *a, int *ok);
+/* Copy the NaN-policy flags into a fit config. */
+void run_fit_nan_opts(const image_run *r, ss_fit_config *fc);
 /* Load train/test data, draw the labelled subset and validation split,
  * compute normalisation; writes indices into the run folder. */
 ss_status run_load_data(image_run *r, int need_labels);

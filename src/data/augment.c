@@ -316,6 +316,13 @@ ss_status ss_augment_parse(const char *spec, ss_augment **out)
                                tok);
                 break;
             }
+            if (a->nops > 0 && a->ops[a->nops - 1].kind == AUG_NORM) {
+                /* The other ops expect pixels in [0,1] (found by fuzzing:
+                 * norm:1/1,gamma:0.5-0.5 made NaN; norm after norm Inf). */
+                st = ss_seterr(SS_ERR_INVALID, "augment spec: '%s' after 'norm' (norm must be the last op: "
+                               "it moves pixels out of [0,1], where the other ops work)", tok);
+                break;
+            }
             aug_op *op = &a->ops[a->nops];
             op->kind = aug_table[found].kind;
             if (!parse_args(op->kind, args, op)) {

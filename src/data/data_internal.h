@@ -9,6 +9,23 @@
 
 #define SS_DATA_DEFAULT_CAP ((size_t)8 << 30)
 
+/* Limits on one image file, checked from its header before decoding. */
+#define SS_IMG_MAX_SIDE 16384
+#define SS_IMG_MAX_PIXELS ((int64_t)1 << 26) /* 67 Mpx */
+#define SS_IMG_MAX_FILE ((size_t)256 << 20)
+
+/* Decode a PNG/JPEG/BMP/GIF/TGA/PNM image (req_comp channels, 0 = native)
+ * after checking its declared size against the limits above; NULL with a
+ * one-line message naming label in err otherwise. Free with ss__image_free. */
+unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
+                                       int *h, int *comp, char *err, size_t errn);
+/* The checks alone (headers walked, size read; nothing decoded): 1 with
+ * w, h, comp set, or 0 with the message in err. */
+int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label, int *w, int *h, int *comp,
+                          char *err, size_t errn);
+unsigned char *ss__image_load(const char *path, int req_comp, int *w, int *h, int *comp, char *err, size_t errn);
+void ss__image_free(unsigned char *img);
+
 /* Resolved load options (defaults filled in). */
 typedef struct ss_load_cfg {
     const char *split; /* "train" or "test" */

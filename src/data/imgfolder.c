@@ -11,11 +11,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "selfsup/fileio.h"
+
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_PSD
 #define STBI_NO_HDR
 #define STBI_NO_PIC
 #define STBI_FAILURE_USERMSG
+/* The decoders' integer arithmetic wraps on corrupt data (stb_image 2.27
+ * has signed overflows in its PNM and JPEG paths, found by fuzz_image):
+ * garbage pixels, not undefined behaviour. Memory accesses stay checked by
+ * ASan; the size checks below run before any decoding. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow", "shift"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("wrapv")
+#endif
 #if defined(__clang__)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wunused-but-set-variable"
@@ -34,9 +46,230 @@
 #include "stb_image.h"
 #if defined(__clang__)
 #pragma clang diagnostic pop
+#pragma clang attribute pop
 #elif defined(__GNUC__)
 #pragma GCC diagnostic pop
+#pragma GCC pop_options
 #endif
+
+/* ---- one image, size checked before decoding --------------------------------------- */
+/* Width and height a PNG or JPEG header declares (1), without decoding;
+ * 0 for other formats or when the header is not found; -1 for a PNG
+ * signature without IHDR. */
+static int header_dims(const unsigned char *p, size_t n, uint32_t *w, uint32_t *h)
+{
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 24 && !memcmp(p, png_sig, 8) && !memcmp(p + 12, "IHDR", 4)) {
+        *w = (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
+        *h = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23];
+        return 1;
+    }
+    if (n >= 8 && !memcmp(p, png_sig, 8)) return -1; /* a PNG must start with IHDR */
+    if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
+    for (size_t i = 2; i + 9 <= n;) { /* JPEG: walk the markers to the frame header */
+        if (p[i] != 0xFF) return 0;
+        unsigned m = p[i + 1];
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+            i += 2;
+            continue;
+        }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            *h = (uint32_t)p[i + 5] << 8 | p[i + 6];
+            *w = (uint32_t)p[i + 7] << 8 | p[i + 8];
+            return 1;
+        }
+        if (m == 0xD9 || m == 0xDA) return 0;
+        i += 2 + ((size_t)p[i + 2] << 8 | p[i + 3]);
+    }
+    return 0;
+}
+
+/* PNG chunk walk: every chunk must lie inside the file and IEND must come.
+ * stb_image sizes its IDAT buffer from the declared chunk lengths, so a
+ * length past the end of the file would make it allocate that much. */
+static const char *png_chunks_bad(const unsigned char *p, size_t n)
+{
+    static char why[96];
+    size_t off = 8;
+    while (off + 12 <= n) {
+        uint32_t len = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
+        char type[5] = {0};
+        for (int i = 0; i < 4; i++) {
+            unsigned char c = p[off + 4 + i];
+            type[i] = (char)((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? c : '?');
+        }
+        if ((uint64_t)len > (uint64_t)(n - off - 12)) {
+            snprintf(why, sizeof why, "PNG chunk '%s' declares %u bytes, past the end of the file", type, (unsigned)len);
+            return why;
+        }
+        if (!memcmp(p + off + 4, "IEND", 4)) return NULL;
+        off += 12 + (size_t)len;
+    }
+    return "truncated PNG (no IEND chunk)";
+}
+
+/* JPEG marker walk over the whole file: every Huffman table (DHT) must
+ * hold at most 256 codes. The Debian stb_image (2.27) does not check this
+ * and writes past its tables (found by fuzz_image; stb 2.28 has the check). */
+static const char *jpeg_bad(const unsigned char *p, size_t n)
+{
+    static char why[96];
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (p[i] != 0xFF) { /* entropy-coded data between markers */
+            i++;
+            continue;
+        }
+        unsigned m = p[i + 1];
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+            i += 2;
+            continue;
+        }
+        if (m == 0xD9) return NULL;
+        size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (m == 0xC4) {
+            size_t end = i + 2 + len < n ? i + 2 + len : n;
+            for (size_t j = i + 4; j < end;) { /* stb_image reads bytes past the end as 0 */
+                unsigned codes = 0;
+                for (int k = 1; k <= 16; k++) codes += j + k < n ? p[j + k] : 0;
+                if (codes > 256) {
+                    snprintf(why, sizeof why, "JPEG Huffman table with %u codes (at most 256)", codes);
+                    return why;
+                }
+                j += 17 + codes;
+            }
+        }
+        i += 2 + (len < 2 ? 2 : len);
+    }
+    return NULL;
+}
+
+/* PNM header: stb_image 2.27 reads its numbers into an int without an
+ * overflow check (UBSan, found by fuzzing); more than 9 digits is refused. */
+static const char *pnm_bad(const unsigned char *p, size_t n)
+{
+    if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return NULL;
+    size_t i = 2;
+    for (int field = 0; field < 3; field++) {
+        for (;;) { /* white space and comments, as stb skips them */
+            while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r'))) i++;
+            if (i >= n || p[i] != '#') break;
+            while (i < n && p[i] != '\n' && p[i] != '\r') i++;
+        }
+        size_t digits = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            digits++;
+            i++;
+        }
+        if (digits > 9) return "PNM header number of more than 9 digits";
+        if (digits == 0) break;
+    }
+    return NULL;
+}
+
+int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label, int *w, int *h, int *comp,
+                          char *err, size_t errn)
+{
+    int iw = 0, ih = 0, ic = 0;
+    if (n == 0 || n > (size_t)INT_MAX) {
+        snprintf(err, errn, "%s: cannot decode image: %s", label, n ? "file too large" : "empty file");
+        return 0;
+    }
+    /* stb_image takes a JPEG after any number of 0xFF fill bytes (found by
+     * fuzzing: the checks below were skipped for such a file). */
+    const unsigned char *jp = NULL;
+    size_t jn = 0, k = 0;
+    while (k + 1 < n && buf[k] == 0xFF && buf[k + 1] == 0xFF) k++;
+    if (k + 1 < n && buf[k] == 0xFF && buf[k + 1] == 0xD8) {
+        jp = buf + k;
+        jn = n - k;
+    }
+    uint32_t hw = 0, hh = 0;
+    int known = jp ? header_dims(jp, jn, &hw, &hh) : header_dims(buf, n, &hw, &hh);
+    if (known < 0) {
+        snprintf(err, errn, "%s: cannot decode image: PNG without an IHDR header chunk", label);
+        return 0;
+    }
+    const char *bad = jp ? jpeg_bad(jp, jn) : known && n >= 8 && buf[0] == 0x89 ? png_chunks_bad(buf, n) : NULL;
+    if (!bad) bad = pnm_bad(buf, n);
+    if (bad) {
+        snprintf(err, errn, "%s: cannot decode image: %s", label, bad);
+        return 0;
+    }
+    if (known &&
+        (hw > SS_IMG_MAX_SIDE || hh > SS_IMG_MAX_SIDE || (uint64_t)hw * hh > (uint64_t)SS_IMG_MAX_PIXELS)) {
+        snprintf(err, errn, "%s: image declares %ux%u pixels, over the limit of %d per side and %lld in all "
+                 "(not decoded)", label, (unsigned)hw, (unsigned)hh, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
+        return 0;
+    }
+    if (!stbi_info_from_memory(buf, (int)n, &iw, &ih, &ic)) {
+        const char *why = stbi_failure_reason();
+        snprintf(err, errn, "%s: cannot decode image: %s", label, why ? why : "unknown format");
+        return 0;
+    }
+    if (iw <= 0 || ih <= 0 || iw > SS_IMG_MAX_SIDE || ih > SS_IMG_MAX_SIDE ||
+        (int64_t)iw * ih > SS_IMG_MAX_PIXELS) {
+        snprintf(err, errn, "%s: image declares %dx%d pixels, over the limit of %d per side and %lld in all "
+                 "(not decoded)", label, iw, ih, SS_IMG_MAX_SIDE, (long long)SS_IMG_MAX_PIXELS);
+        return 0;
+    }
+    if (ic < 1 || ic > 4) {
+        snprintf(err, errn, "%s: image has %d channels; expected 1 to 4", label, ic);
+        return 0;
+    }
+    if (buf[0] == 'P' && stbi_is_16_bit_from_memory(buf, (int)n)) {
+        /* stb_image 2.27 converts a 16-bit PNM's channels as 8-bit data and
+         * then reads twice the buffer (found by fuzzing). */
+        snprintf(err, errn, "%s: 16-bit PNM (maxval above 255) is not supported", label);
+        return 0;
+    }
+    *w = iw;
+    *h = ih;
+    *comp = ic;
+    return 1;
+}
+
+unsigned char *ss__image_decode_memory(const unsigned char *buf, size_t n, const char *label, int req_comp, int *w,
+                                       int *h, int *comp, char *err, size_t errn)
+{
+    int iw, ih, ic;
+    if (!ss__image_info_memory(buf, n, label, &iw, &ih, &ic, err, errn)) return NULL;
+    unsigned char *img = stbi_load_from_memory(buf, (int)n, w, h, comp, req_comp);
+    if (!img) {
+        const char *why = stbi_failure_reason();
+        snprintf(err, errn, "%s: cannot decode image: %s", label, why ? why : "unknown reason");
+        return NULL;
+    }
+    if (*w != iw || *h != ih) { /* the header and the decoder must agree */
+        stbi_image_free(img);
+        snprintf(err, errn, "%s: cannot decode image: inconsistent size", label);
+        return NULL;
+    }
+    return img;
+}
+
+unsigned char *ss__image_load(const char *path, int req_comp, int *w, int *h, int *comp, char *err, size_t errn)
+{
+    void *buf = NULL;
+    size_t n = 0;
+    if (ss_read_file(path, SS_IMG_MAX_FILE, &buf, &n) != SS_OK) {
+        snprintf(err, errn, "%s", ss_errmsg());
+        return NULL;
+    }
+    unsigned char *img = ss__image_decode_memory(buf, n, path, req_comp, w, h, comp, err, errn);
+    free(buf);
+    return img;
+}
+
+void ss__image_free(unsigned char *img) { stbi_image_free(img); }
 
 typedef struct entry {
     char *path;
@@ -154,8 +387,10 @@ static ss_status decode_entries(entry_list *L, const char *what, const ss_load_c
     if (cfg->max_images > 0 && cfg->max_images < n) n = cfg->max_images;
     if (n == 0) return ss_seterr(SS_ERR_FORMAT, "%s: no images found", what);
     int w0, h0, comp0;
-    if (!stbi_info(L->v[0].path, &w0, &h0, &comp0))
-        return ss_seterr(SS_ERR_FORMAT, "%s: cannot decode image: %s", L->v[0].path, stbi_failure_reason());
+    char err0[1024];
+    unsigned char *first = ss__image_load(L->v[0].path, 0, &w0, &h0, &comp0, err0, sizeof err0);
+    if (!first) return ss_seterr(SS_ERR_FORMAT, "%s", err0);
+    stbi_image_free(first);
     int c, h, w;
     size_t bytes;
     ss_status s = ss__out_shape(cfg, what, n, comp0, h0, w0, &c, &h, &w, &bytes);
@@ -174,16 +409,15 @@ static ss_status decode_entries(entry_list *L, const char *what, const ss_load_c
         cur = err_i;
         if (i > cur) continue;
         int iw, ih, icomp;
-        unsigned char *img = stbi_load(L->v[i].path, &iw, &ih, &icomp, c);
+        char why[1024];
+        unsigned char *img = ss__image_load(L->v[i].path, c, &iw, &ih, &icomp, why, sizeof why);
         if (!img) {
-            const char *why = stbi_failure_reason();
 #pragma omp critical(ss_imgfolder_err)
             {
                 if (i < err_i) {
 #pragma omp atomic write
                     err_i = i;
-                    snprintf(err_msg, sizeof err_msg, "%s: cannot decode image: %s", L->v[i].path,
-                             why ? why : "unknown reason");
+                    snprintf(err_msg, sizeof err_msg, "%s", why);
                 }
             }
             continue;

@@ -1,7 +1,9 @@
 /* Atomic writes, bounded whole-file reads, mkdir -p and JSON-lines logs. */
 #include "selfsup/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +94,37 @@ ss_status ss_atomic_open(const char *path, ss_atomic_file **out)
     }
     *out = f;
     return SS_OK;
+}
+
+int ss_atomic_cleanup(const char *path)
+{
+    if (!path || !*path) return 0;
+    char *dir = parent_dir(path);
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t bl = strlen(base);
+    DIR *d = dir ? opendir(dir) : NULL;
+    int removed = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
+        const char *q = nm + bl + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(q, &end, 10);
+        if (errno || pid <= 0 || end == q || (*end && *end != '.')) continue;
+        /* A live writer (this process or another) keeps its file. */
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        size_t len = strlen(dir) + strlen(nm) + 2;
+        char *full = malloc(len);
+        if (!full) break;
+        snprintf(full, len, "%s/%s", dir, nm);
+        if (unlink(full) == 0) removed++;
+        free(full);
+    }
+    if (d) closedir(d);
+    free(dir);
+    return removed;
 }
 
 void ss_atomic_abort(ss_atomic_file *f)

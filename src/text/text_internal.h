@@ -51,6 +51,12 @@ int ss_txt_pairmap_put(ss_txt_pairmap *m, int32_t a, int32_t b, int32_t v);
  * it starts with the gzip magic. More than max_bytes (after decompression)
  * is an SS_ERR_NOMEM error naming the file. */
 ss_status ss_txt_read_file(const char *path, size_t max_bytes, char **buf, size_t *len);
+/* SS_OK when buf[0..len) has no NUL byte (a binary file: it would also cut
+ * C strings short). Nothing else is refused: the tokenizer is byte-level
+ * and real corpora are not clean UTF-8 (rt-polarity is Latin-1; a control
+ * byte 0x05 sits in polarity-en-pang&lee1.csv). Otherwise SS_ERR_FORMAT
+ * naming path, line and column. */
+ss_status ss_txt_check_text(const char *path, const char *buf, size_t len);
 
 /* Write data to path atomically: temp file in the same folder, fsync, rename. */
 ss_status ss_txt_write_atomic(const char *path, const void *data, size_t len);

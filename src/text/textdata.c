@@ -438,6 +438,10 @@ static ss_status load_table(const char *path, int keep_labels, int by_line, ss_t
     size_t len;
     ss_status st = ss_txt_read_file(path, TXT_MAX_FILE, &buf, &len);
     if (st != SS_OK) return st;
+    if ((st = ss_txt_check_text(path, buf, len)) != SS_OK) {
+        free(buf);
+        return st;
+    }
     table t = {0};
     st = parse_table(path, buf, len, &t);
     int64_t first = 0;
@@ -565,6 +569,10 @@ static ss_status read_into(builder *bd, const char *file, int by_line, int32_t l
     size_t len;
     ss_status st = ss_txt_read_file(file, TXT_MAX_FILE, &buf, &len);
     if (st != SS_OK) return st;
+    if ((st = ss_txt_check_text(file, buf, len)) != SS_OK) {
+        free(buf);
+        return st;
+    }
     if (by_line) st = push_lines(bd, buf, len, label);
     else if (rtrim_len(buf, len) > 0) st = push(bd, buf, len, label);
     free(buf);

@@ -353,3 +353,21 @@ int ss_txt_cp_to_byte(uint32_t cp)
     if (k <= 32 + 34) return (int)(127 + (k - 33)); /* 0x7F..0xA0 */
     return 173;                              /* 0xAD */
 }
+
+ss_status ss_txt_check_text(const char *path, const char *buf, size_t len)
+{
+    size_t line = 1, line_start = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '\n') {
+            line++;
+            line_start = i + 1;
+        }
+        /* Only NUL: real corpora hold other control bytes (0x05 in
+         * polarity-en-pang&lee1.csv) and Latin-1 (rt-polarity). */
+        if (c == 0)
+            return ss_seterr(SS_ERR_FORMAT, "%s:%zu:%zu: not a text file (NUL byte at offset %zu: binary data?)", path,
+                             line, i - line_start + 1, i);
+    }
+    return SS_OK;
+}

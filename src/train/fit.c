@@ -59,6 +59,57 @@ static ss_status save_ckpt(const ss_fit_config *c, ss_model *m, ss_optimizer *op
     return ss_checkpoint_save(path, m, opt, st, c->config_json);
 }
 
+/* Where a non-finite value came from, for the error message: a weight that
+ * is already bad, else the first op of this step's forward pass that makes
+ * one (the step is re-run with check_finite; same seed, same batch), else
+ * the first parameter whose gradient is bad. */
+static void diagnose_nan(const ss_fit_config *c, ss_model *m, ss_graph *g, const ss_fit_hooks *h,
+                         const ss_batch *batch, int64_t step, int grad_only, char *why, size_t n)
+{
+    why[0] = '\0';
+    for (int i = 0; i < ss_params_count(m->p) && !why[0]; i++) {
+        ss_tensor *t = ss_params_at(m->p, i);
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(t->data[k])) {
+                snprintf(why, n, "weight '%s' is already %s; ", t->name, isnan(t->data[k]) ? "NaN" : "Inf");
+                break;
+            }
+    }
+    size_t l = strlen(why);
+    if (grad_only) { /* name the parameter before the re-run overwrites the gradients' context */
+        for (int i = 0; i < ss_params_count(m->p) && l == strlen(why); i++) {
+            ss_tensor *t = ss_params_at(m->p, i);
+            for (int64_t k = 0; t->grad && k < t->numel; k++)
+                if (!isfinite(t->grad[k])) {
+                    snprintf(why + l, n - l, "the loss is finite but the gradient of '%s' is %s; ", t->name,
+                             isnan(t->grad[k]) ? "NaN" : "Inf");
+                    break;
+                }
+        }
+        l = strlen(why);
+    }
+    double cc = 0, cn = 0;
+    ss_graph_reset(g);
+    ss_graph_set_training(g, 1);
+    ss_graph_set_seed(g, c->seed, (uint64_t)step);
+    ss_graph_set_check_finite(g, 1);
+    ss_tensor *loss = h->loss(h->ctx, g, batch, &cc, &cn);
+    if (ss_graph_status(g) == SS_ERR_NAN) snprintf(why + l, n - l, "%s", ss_graph_errmsg(g));
+    else if (!loss || !isfinite(loss->data[0])) snprintf(why + l, n - l, "the loss is non-finite");
+    else snprintf(why + l, n - l, "%s", grad_only ? "every forward op is finite (it arose in the backward pass)"
+                                                  : "the forward pass is finite when re-run");
+    ss_graph_set_check_finite(g, c->check_finite);
+}
+
+static int grads_finite(const ss_params *p)
+{
+    int64_t n = 0;
+    const float *gr = ss_params_grads(p, &n);
+    float acc = 0.0f;
+    for (int64_t i = 0; gr && i < n; i++) acc += gr[i] * 0.0f; /* NaN/Inf propagate; 0 otherwise */
+    return acc == 0.0f;
+}
+
 void ss_fit_result_free(ss_fit_result *r)
 {
     free(r->hist_loss);
@@ -104,7 +155,20 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
     ss_train_state st;
     memset(&st, 0, sizeof st);
     st.best_metric = -1;
+    st.lr_scale = 1.0;
     if (c->run_dir && (s = ss_mkdir_p(c->run_dir))) goto out;
+    if (c->run_dir && rank == 0) { /* temporary files of a killed run */
+        const char *names[] = {"last.safetensors", "best.safetensors", "config.json", "result.json"};
+        for (int i = 0; i < 4; i++) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", c->run_dir, names[i]);
+            ss_atomic_cleanup(path);
+        }
+    }
+    if (c->on_nan == SS_ON_NAN_ROLLBACK && !c->run_dir) {
+        s = ss_seterr(SS_ERR_INVALID, "%s: --on-nan rollback needs a run folder (--out) for its checkpoints", c->what);
+        goto out;
+    }
     if (c->resume) {
         char path[1100];
         snprintf(path, sizeof path, "%s/last.safetensors", c->run_dir);
@@ -138,6 +202,10 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
     double t_start = now_s(), t_last_ckpt = t_start, wait0 = L->wait_seconds(L->ctx);
     int64_t step = st.step, start_step = st.step;
     double eval_seconds = 0;
+    int injected = 0;
+    if (c->on_nan == SS_ON_NAN_ROLLBACK && !c->resume && (s = save_ckpt(c, m, opt, &st, "last.safetensors")))
+        goto out_g; /* something to roll back to */
+restart:
     for (int64_t epoch = st.epoch; epoch < c->epochs; epoch++) {
         double sum_loss = 0, correct = 0, count = 0, t_epoch = now_s(), t_print = 0;
         int64_t nb = 0, images = 0;
@@ -149,25 +217,58 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
             ss_graph_set_training(g, 1);
             ss_graph_set_seed(g, c->seed, (uint64_t)step);
             ss_params_zero_grad(m->p);
+            if (c->debug_nan_at_step > 0 && step == c->debug_nan_at_step && !injected) {
+                injected = 1; /* tests: a weight turns NaN (once) */
+                for (int i = 0; i < ss_params_count(m->p); i++)
+                    if (ss_params_at(m->p, i)->flags & SS_T_PARAM) {
+                        ss_params_at(m->p, i)->data[0] = NAN;
+                        break;
+                    }
+            }
             ss_tensor *loss = h->loss(h->ctx, g, &batch, &correct, &count);
-            if (!loss) {
+            if (!loss && ss_graph_status(g) != SS_ERR_NAN) {
                 s = ss_seterr(ss_graph_status(g) ? ss_graph_status(g) : SS_ERR_INVALID, "%s: step %lld: %s", c->what,
                               (long long)step, ss_graph_errmsg(g)[0] ? ss_graph_errmsg(g) : ss_errmsg());
                 goto out_g;
             }
-            float lv = loss->data[0];
+            float lv = loss ? loss->data[0] : NAN;
             if (world > 1 && (s = ss_dist_allreduce_mean(&lv, 1))) goto out_g; /* every rank stops together */
-            if (!isfinite(lv)) {
-                s = ss_seterr(SS_ERR_NAN, "%s: step %lld (epoch %lld, batch %lld): the loss is %s; stopping without "
-                              "overwriting the last good checkpoint (rerun with --check-finite to find the op, or "
-                              "lower --lr)", c->what, (long long)step, (long long)epoch + 1, (long long)b,
-                              isnan(lv) ? "NaN" : "infinite");
+            int bad = !isfinite(lv);
+            if (!bad) {
+                if ((s = ss_backward(g, loss))) goto out_g;
+                if ((s = ss_dist_average_grads(m->p))) goto out_g;
+                bad = !grads_finite(m->p) ? 2 : 0;
+            }
+            if (bad) { /* NaN/Inf guard: stop, or roll back with half the learning rate */
+                char why[700];
+                diagnose_nan(c, m, g, h, &batch, step, bad == 2, why, sizeof why);
+                int64_t done = st.rollbacks;
+                if (c->on_nan == SS_ON_NAN_ROLLBACK && done < c->max_rollbacks) {
+                    char path[1100];
+                    double scale = st.lr_scale * 0.5;
+                    snprintf(path, sizeof path, "%s/last.safetensors", c->run_dir);
+                    if ((s = ss_checkpoint_load_into(path, m, NULL, 0, opt, &st))) goto out_g;
+                    st.lr_scale = scale;
+                    st.rollbacks = done + 1;
+                    if ((s = L->seek(L->ctx, st.epoch, st.batch))) goto out_g;
+                    if ((s = ss_dist_sync_params(m->p))) goto out_g;
+                    if (rank == 0)
+                        fprintf(stderr, "%s%s: step %lld (epoch %lld, batch %lld): non-finite value: %s; rolled back "
+                                "to %s (step %lld) with learning rate x%g (rollback %lld of %d)\n",
+                                !c->quiet && isatty(2) ? "\n" : "", c->what,
+                                (long long)step, (long long)epoch + 1, (long long)b, why, path, (long long)st.step,
+                                scale, (long long)st.rollbacks, c->max_rollbacks);
+                    step = st.step;
+                    goto restart;
+                }
+                s = ss_seterr(SS_ERR_NAN, "%s: step %lld (epoch %lld, batch %lld): non-finite value: %s; stopped%s "
+                              "without overwriting the last good checkpoint (lower --lr, or --on-nan rollback)",
+                              c->what, (long long)step, (long long)epoch + 1, (long long)b, why,
+                              c->on_nan == SS_ON_NAN_ROLLBACK ? " after the last allowed rollback," : "");
                 goto out_g;
             }
-            if ((s = ss_backward(g, loss))) goto out_g;
-            if ((s = ss_dist_average_grads(m->p))) goto out_g;
             if (c->clip_norm > 0) ss_clip_grad_norm(m->p, c->clip_norm);
-            float lr = ss_lr_cosine(step, total, warmup, c->lr, c->final_lr);
+            float lr = ss_lr_cosine(step, total, warmup, c->lr, c->final_lr) * (float)st.lr_scale;
             ss_opt_step(opt, lr);
             step++;
             if (h->after_step) h->after_step(h->ctx, step, (double)step / (double)total);
@@ -237,7 +338,7 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
                      "\"images_per_s\":%.1f,\"train_s\":%.2f,\"data_wait_s\":%.2f}",
                      (long long)epoch + 1, (long long)step, nb ? sum_loss / nb : 0.0,
                      count > 0 ? correct / count : -1.0, isfinite(metric) ? metric : -1.0,
-                     (double)ss_lr_cosine(step, total, warmup, c->lr, c->final_lr), ips, elapsed,
+                     (double)ss_lr_cosine(step, total, warmup, c->lr, c->final_lr) * st.lr_scale, ips, elapsed,
                      L->wait_seconds(L->ctx) - wait0);
             ss_jsonl_write(log, line);
         }
@@ -268,5 +369,6 @@ out_log:
     ss_jsonl_close(log);
 out:
     ss_opt_free(opt);
+    if (s) ss_fit_result_free(res); /* callers free a result only on success */
     return s;
 }

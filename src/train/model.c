@@ -1,5 +1,7 @@
 /* Models (encoder + heads in one store), checkpoints, evaluation. */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +66,42 @@ static char *json_floats(const float *v, int n)
     return s;
 }
 
+/* Index of the first non-finite float of v[0..n) or -1. */
+static int64_t first_nonfinite(const float *v, int64_t n)
+{
+    for (int64_t i = 0; v && i < n; i++)
+        if (!isfinite(v[i])) return i;
+    return -1;
+}
+
+/* A NaN/Inf checkpoint must never replace a good one: refuse to write it. */
+static ss_status check_finite_state(const char *path, const ss_model *m, ss_optimizer *opt)
+{
+    const ss_params *stores[2] = {m->p, m->extra};
+    for (int k = 0; k < 2; k++) {
+        if (!stores[k]) continue;
+        for (int i = 0; i < ss_params_count(stores[k]); i++) {
+            ss_tensor *t = ss_params_at(stores[k], i);
+            if (first_nonfinite(t->data, t->numel) >= 0)
+                return ss_seterr(SS_ERR_NAN, "%s: not written: tensor '%s%s' holds NaN or Inf (the last good "
+                                 "checkpoint is kept)", path, k ? m->extra_prefix : "", t->name);
+        }
+    }
+    if (opt) {
+        int64_t n = 0;
+        ss_params_values(m->p, &n);
+        if (first_nonfinite(ss_opt_moment1(opt, NULL), n) >= 0 || first_nonfinite(ss_opt_moment2(opt, NULL), n) >= 0)
+            return ss_seterr(SS_ERR_NAN, "%s: not written: the optimiser moments hold NaN or Inf (the last good "
+                             "checkpoint is kept)", path);
+    }
+    return SS_OK;
+}
+
 ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *opt, const ss_train_state *st,
                              const char *config_json)
 {
+    ss_status fs = check_finite_state(path, m, opt);
+    if (fs) return fs;
     ss_st_writer *w = ss_st_writer_new();
     if (!w) return ss_seterr(SS_ERR_NOMEM, "checkpoint: out of memory");
     ss_status s = SS_OK;
@@ -89,6 +124,18 @@ ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *
             snprintf(names[2 * i + 1], len, "optim.m2.%s", t->name);
             s = ss_st_writer_add(w, names[2 * i + 1], SS_DT_F32, t->ndim, t->shape, m2 + off);
         }
+    }
+    int nx = m->extra ? ss_params_count(m->extra) : 0;
+    char **xnames = calloc((size_t)nx + 1, sizeof(char *));
+    for (int i = 0; i < nx && s == SS_OK; i++) {
+        ss_tensor *t = ss_params_at(m->extra, i);
+        size_t len = strlen(t->name) + strlen(m->extra_prefix) + 1;
+        if (!(xnames[i] = malloc(len))) {
+            s = ss_seterr(SS_ERR_NOMEM, "checkpoint: out of memory");
+            break;
+        }
+        snprintf(xnames[i], len, "%s%s", m->extra_prefix, t->name);
+        s = ss_st_writer_add(w, xnames[i], SS_DT_F32, t->ndim, t->shape, t->data);
     }
     char buf[64];
     const ss_encoder_config *e = &m->ecfg;
@@ -125,16 +172,18 @@ ss_status ss_checkpoint_save(const char *path, const ss_model *m, ss_optimizer *
         char js[512];
         snprintf(js, sizeof js,
                  "{\"epoch\":%lld,\"batch\":%lld,\"step\":%lld,\"opt_steps\":%lld,\"best_metric\":%.17g,"
-                 "\"best_epoch\":%lld}",
+                 "\"best_epoch\":%lld,\"lr_scale\":%.17g,\"rollbacks\":%lld}",
                  (long long)st->epoch, (long long)st->batch, (long long)st->step,
                  (long long)(opt ? ss_opt_steps(opt) : 0), isfinite(st->best_metric) ? st->best_metric : -1.0,
-                 (long long)st->best_epoch);
+                 (long long)st->best_epoch, st->lr_scale > 0 ? st->lr_scale : 1.0, (long long)st->rollbacks);
         s = ss_st_writer_meta(w, "state", js);
     }
     if (!s) s = ss_st_writer_save(w, path);
     ss_st_writer_free(w);
     for (int i = 0; i < 2 * n; i++) free(names[i]);
     free(names);
+    for (int i = 0; i < nx; i++) free(xnames[i]);
+    free(xnames);
     return s;
 }
 
@@ -148,10 +197,17 @@ char *ss_checkpoint_meta(const char *path, const char *key)
     return r;
 }
 
+/* Integer metadata; -1 when it is not an integer in [0, 2^31) (hostile
+ * files: then reported as out of range). */
 static int meta_int(ss_safetensors *st, const char *key, int def)
 {
     const char *v = ss_st_meta(st, key);
-    return v ? atoi(v) : def;
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 0 || x > INT_MAX) return -1;
+    return (int)x;
 }
 
 static void meta_floats(ss_safetensors *st, const char *key, float *out, int n)
@@ -202,7 +258,26 @@ static ss_status load_tensors(ss_safetensors *st, const char *path, ss_model *m,
     if (loaded == 0)
         return ss_seterr(SS_ERR_FORMAT, "%s: no tensor of this model found%s%s", path, prefix_only ? " under " : "",
                          prefix_only ? prefix_only : "");
+    /* Resuming: the extra store (BYOL's target network) is part of the state. */
+    for (int i = 0; opt && m->extra && i < ss_params_count(m->extra); i++) {
+        ss_tensor *t = ss_params_at(m->extra, i);
+        char key[300];
+        snprintf(key, sizeof key, "%s%s", m->extra_prefix, t->name);
+        if (!ss_st_find(st, key)) return ss_seterr(SS_ERR_FORMAT, "%s: no tensor '%s' to resume from", path, key);
+        ss_status s = ss_st_read_f32(st, key, t->data, t->ndim, t->shape);
+        if (s) return s;
+    }
     return SS_OK;
+}
+
+/* Integer JSON field, range-checked before the cast (hostile files): -1 if
+ * absent, -2 if not a number in [0, 2^52]. */
+static int64_t json_i64(const cJSON *j, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!x) return -1;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= 4503599627370496.0)) return -2;
+    return (int64_t)x->valuedouble;
 }
 
 static ss_status read_state(ss_safetensors *st, const char *path, ss_optimizer *opt, ss_train_state *ts)
@@ -213,16 +288,26 @@ static ss_status read_state(ss_safetensors *st, const char *path, ss_optimizer *
     if (!j) return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' is not JSON", path);
     memset(ts, 0, sizeof *ts);
     cJSON *x;
-    if ((x = cJSON_GetObjectItem(j, "epoch")) && cJSON_IsNumber(x)) ts->epoch = (int64_t)x->valuedouble;
-    if ((x = cJSON_GetObjectItem(j, "batch")) && cJSON_IsNumber(x)) ts->batch = (int64_t)x->valuedouble;
-    if ((x = cJSON_GetObjectItem(j, "step")) && cJSON_IsNumber(x)) ts->step = (int64_t)x->valuedouble;
+    int64_t opt_steps = json_i64(j, "opt_steps");
+    ts->epoch = json_i64(j, "epoch");
+    ts->batch = json_i64(j, "batch");
+    ts->step = json_i64(j, "step");
+    ts->best_epoch = json_i64(j, "best_epoch");
+    ts->rollbacks = json_i64(j, "rollbacks");
+    if (ts->best_epoch == -1) ts->best_epoch = 0;
+    if (ts->rollbacks == -1) ts->rollbacks = 0;
+    ts->best_metric = -1;
     if ((x = cJSON_GetObjectItem(j, "best_metric")) && cJSON_IsNumber(x)) ts->best_metric = x->valuedouble;
-    if ((x = cJSON_GetObjectItem(j, "best_epoch")) && cJSON_IsNumber(x)) ts->best_epoch = (int64_t)x->valuedouble;
-    if (opt && (x = cJSON_GetObjectItem(j, "opt_steps")) && cJSON_IsNumber(x))
-        ss_opt_set_steps(opt, (int64_t)x->valuedouble);
+    ts->lr_scale = 1.0;
+    if ((x = cJSON_GetObjectItem(j, "lr_scale")) && cJSON_IsNumber(x)) ts->lr_scale = x->valuedouble;
+    if (opt && opt_steps >= 0) ss_opt_set_steps(opt, opt_steps);
     cJSON_Delete(j);
-    if (ts->epoch < 0 || ts->batch < 0 || ts->step < 0)
-        return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' has negative positions", path);
+    if (ts->epoch < 0 || ts->batch < 0 || ts->step < 0 || ts->best_epoch < 0 || opt_steps == -2)
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' lacks epoch/batch/step or has one that is not an "
+                         "integer in [0, 2^52]", path);
+    if (!(ts->lr_scale > 0 && ts->lr_scale <= 1) || ts->rollbacks < 0)
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata 'state' has lr_scale %g or rollbacks %lld out of range", path,
+                         ts->lr_scale, (long long)ts->rollbacks);
     return SS_OK;
 }
 
@@ -241,6 +326,7 @@ ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *pre
 ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn extra, void *ctx)
 {
     ss_safetensors *st = NULL;
+    memset(m, 0, sizeof *m);
     ss_status s = ss_st_open(path, &st);
     if (s) return s;
     const char *kind = ss_st_meta(st, "encoder");
@@ -259,13 +345,30 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
     ec.seq_len = meta_int(st, "seq_len", 0);
     int nclasses = meta_int(st, "num_classes", 0);
     if (ec.in_chans < 1 || ec.in_chans > 4 || ec.img_size < 4 || ec.img_size > 4096 || nclasses < 0 ||
-        nclasses > 100000) {
+        nclasses > 100000 || ec.vocab < 0 || ec.vocab > (1 << 24) || ec.seq_len < 0 || ec.seq_len > (1 << 16)) {
         ss_st_close(st);
-        return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d)", path,
-                         ec.in_chans, ec.img_size, nclasses);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata out of range (in_chans %d, img_size %d, num_classes %d, "
+                         "vocab_size %d, seq_len %d)", path, ec.in_chans, ec.img_size, nclasses, ec.vocab, ec.seq_len);
+    }
+    if (!strncmp(kind_buf, "vit", 3) && ec.img_size > 512) { /* its position table grows with img_size^2 */
+        ss_st_close(st);
+        return ss_seterr(SS_ERR_FORMAT, "%s: metadata img_size %d is out of range for %s (at most 512)", path,
+                         ec.img_size, kind_buf);
     }
     s = ss_model_create(m, &ec, nclasses);
     if (!s && extra) s = extra(ctx, m);
+    /* Every tensor the metadata implies must be in the file with its size
+     * before the model is allocated, so the allocation is bounded by the
+     * file's own size whatever the metadata claims. */
+    for (int i = 0; !s && i < ss_params_count(m->p); i++) {
+        ss_tensor *t = ss_params_at(m->p, i);
+        const ss_st_entry *e = ss_st_find(st, t->name);
+        if (!e && extra) continue; /* a method head may be absent */
+        if (!e) s = ss_seterr(SS_ERR_FORMAT, "%s: no tensor '%s' (metadata says a %s model)", path, t->name, kind_buf);
+        else if (e->nbytes / ss_dtype_size(e->dtype) != (size_t)t->numel)
+            s = ss_seterr(SS_ERR_SHAPE, "%s: tensor '%s' has %zu elements; the %s model of the metadata needs %lld",
+                          path, t->name, e->nbytes / ss_dtype_size(e->dtype), kind_buf, (long long)t->numel);
+    }
     if (!s) s = ss_model_finalize(m, 0);
     if (!s) s = load_tensors(st, path, m, NULL, extra != NULL, NULL);
     if (!s) {
@@ -285,6 +388,7 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
         if (tj && !(m->tokenizer_json = strdup(tj))) s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
     }
     ss_st_close(st);
+    if (s) ss_model_free(m); /* nothing half-built is left to the caller */
     return s;
 }
 
