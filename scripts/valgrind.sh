@@ -44,7 +44,7 @@ VG="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=def
 # OpenBLAS's Haswell sgemm kernel runs ~25x slower under valgrind than its
 # SSE3 one (a whole pretraining step: 265 s vs 10 s); the results differ
 # only in rounding, which this run does not check.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Prescott
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Prescott GOMP_SPINCOUNT=10000
 COMMON="--data $WORK/data --batch 16 --threads 1 --quiet"
 run() {
     echo "== valgrind: selfsup $*"

@@ -1,6 +1,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "selfsup/runtime.h"
@@ -28,6 +29,10 @@ double ss_flops_get(void) { return g_flops; }
 void ss_runtime_omp_defaults(char **argv)
 {
     if (!argv || !argv[0] || getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    /* Under valgrind /proc/self/exe is the valgrind tool, which refuses to
+     * be started directly: keep libgomp's defaults there. */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload")) return;
     if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with libgomp's defaults (already initialised). */
