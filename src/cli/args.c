@@ -59,6 +59,14 @@ int args_flag(ss_args *a, const char *key)
     int i = find(a, key);
     if (i < 0) return 0;
     if (!a->val[i]) return 1;
+    const char *v = a->val[i];
+    if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "false") && strcmp(v, "true") && strcmp(v, "no") &&
+        strcmp(v, "yes") && a->npos < ARGS_MAX) {
+        /* "--json step-mae": the word after a switch is a positional argument. */
+        a->pos[a->npos++] = v;
+        a->val[i] = NULL;
+        return 1;
+    }
     return strcmp(a->val[i], "0") != 0 && strcmp(a->val[i], "false") != 0 && strcmp(a->val[i], "no") != 0;
 }
 
