@@ -58,6 +58,13 @@ static ss_status register_det(void *ctx, ss_model *m)
     return ss_detector_register(r->det, m, r->nclasses);
 }
 
+static void free_names(char **names, int n)
+{
+    if (!names) return;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 static ss_status load_detector(const char *path, ss_model *m, ss_detector *det, char ***names)
 {
     memset(m, 0, sizeof *m);
@@ -80,14 +87,32 @@ static ss_status load_detector(const char *path, ss_model *m, ss_detector *det, 
         (*names)[i] = strdup(cJSON_IsString(x) ? x->valuestring : "?");
     }
     cJSON_Delete(c);
-    return ss_checkpoint_load_model(path, m, register_det, &r);
+    ss_status s = ss_checkpoint_load_model(path, m, register_det, &r);
+    if (s) {
+        free_names(*names, r.nclasses);
+        *names = NULL;
+    }
+    return s;
 }
 
-static void free_names(char **names, int n)
+/* eval and predict: the detector from `model`, the scenes from `data` at
+ * its input size, with the same classes. On failure everything is freed. */
+static ss_status open_detector(const char *model, const char *data, const char *images, ss_model *m,
+                               ss_detector *det, char ***names, ss_det_dataset *d)
 {
-    if (!names) return;
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    memset(d, 0, sizeof *d);
+    *names = NULL;
+    ss_status s = load_detector(model, m, det, names);
+    if (!s) s = load_det(data, images, m->ecfg.img_size, m->ecfg.in_chans, d);
+    if (!s && d->images.nclasses != det->nclasses)
+        s = ss_seterr(SS_ERR_INVALID, "%s: %d classes, the detector has %d", data, d->images.nclasses, det->nclasses);
+    if (s) {
+        ss_det_dataset_free(d);
+        if (*names) free_names(*names, det->nclasses);
+        *names = NULL;
+        ss_model_free(m);
+    }
+    return s;
 }
 
 /* Predict on all of d and evaluate. */
@@ -478,19 +503,13 @@ static int detect_eval(int argc, char **argv)
     ss_set_threads(threads);
     ss_model m;
     ss_detector det;
-    char **names = NULL;
-    if (load_detector(model, &m, &det, &names)) {
-        ss_model_free(&m);
-        return cli_fail();
-    }
+    char **names;
     ss_det_dataset d;
     ss_det_metrics met;
     memset(&met, 0, sizeof met);
     double t0 = ss_now();
-    ss_status s = load_det(data, images, m.ecfg.img_size, m.ecfg.in_chans, &d);
-    if (!s && d.images.nclasses != det.nclasses)
-        s = ss_seterr(SS_ERR_INVALID, "%s: %d classes, the detector has %d", data, d.images.nclasses, det.nclasses);
-    if (!s) s = evaluate_det(&m, &det, &d, k, thresh, nms, &met);
+    if (open_detector(model, data, images, &m, &det, &names, &d)) return cli_fail();
+    ss_status s = evaluate_det(&m, &det, &d, k, thresh, nms, &met);
     if (!s) {
         cJSON *o = metrics_json(&met, names);
         cJSON_AddNumberToObject(o, "images", (double)d.images.n);
@@ -600,18 +619,10 @@ static int detect_predict(int argc, char **argv)
     ss_set_threads(threads);
     ss_model m;
     ss_detector det;
-    char **names = NULL;
-    if (load_detector(model, &m, &det, &names)) {
-        ss_model_free(&m);
-        return cli_fail();
-    }
+    char **names;
     ss_det_dataset d;
-    ss_status s = load_det(data, images, m.ecfg.img_size, m.ecfg.in_chans, &d);
-    if (s) {
-        free_names(names, det.nclasses);
-        ss_model_free(&m);
-        return cli_fail();
-    }
+    if (open_detector(model, data, images, &m, &det, &names, &d)) return cli_fail();
+    ss_status s = SS_OK;
     int64_t n = d.images.n < nshow ? d.images.n : nshow;
     int k = 100;
     ss_detection *dets = malloc(sizeof(ss_detection) * (size_t)(n * k));
