@@ -127,6 +127,7 @@ int cmd_pretrain(int argc, char **argv)
     memcpy(m.std, r.std, sizeof m.std);
     run_config_json(&r, "pretrain");
     cJSON_AddStringToObject(r.config, "method", meth->name);
+    cJSON_DeleteItemFromObject(r.config, "augment"); /* the resolved default, once */
     cJSON_AddStringToObject(r.config, "augment", r.augment);
     cJSON_AddNumberToObject(r.config, "temperature", mo.temperature);
     cJSON_AddNumberToObject(r.config, "mask_ratio", mo.mask_ratio);
@@ -180,7 +181,7 @@ int cmd_pretrain(int argc, char **argv)
         m.extra_prefix = "target.";
     }
     pre_ctx pc = {meth, state, &m, &r, knn_every, r.epochs, NAN};
-    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end};
+    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end, NULL};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     cJSON *o = cJSON_CreateObject();
