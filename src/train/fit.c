@@ -210,7 +210,13 @@ restart:
         double sum_loss = 0, correct = 0, count = 0, t_epoch = now_s(), t_print = 0;
         int64_t nb = 0, images = 0;
         for (int64_t b = (epoch == st.epoch ? st.batch : 0); b < spe; b++) {
-            if (c->max_steps && step - start_step >= c->max_steps) goto done;
+            if (c->max_steps && step - start_step >= c->max_steps) {
+                if (c->run_dir && step > start_step) { /* --resume continues from here */
+                    if ((s = ss_dist_average_buffers(m->p))) goto out_g;
+                    if ((s = save_ckpt(c, m, opt, &st, "last.safetensors"))) goto out_g;
+                }
+                goto done;
+            }
             ss_batch batch;
             if ((s = L->next(L->ctx, &batch))) goto out_g;
             ss_graph_reset(g);
@@ -225,6 +231,7 @@ restart:
                         break;
                     }
             }
+            if (h->before_step) h->before_step(h->ctx, step);
             ss_tensor *loss = h->loss(h->ctx, g, &batch, &correct, &count);
             if (!loss && ss_graph_status(g) != SS_ERR_NAN) {
                 s = ss_seterr(ss_graph_status(g) ? ss_graph_status(g) : SS_ERR_INVALID, "%s: step %lld: %s", c->what,
