@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "selfsup/safetensors.h"
 #include "testutil.h"
 
 static const char *bin, *data = "/usr/share/datasets/fashion-mnist";
@@ -22,6 +23,26 @@ static char *slurp(const char *path)
     buf[n] = '\0';
     fclose(f);
     return buf;
+}
+
+/* How many encoder weight tensors (not BN running statistics) differ
+ * between two checkpoints; -1 when one cannot be read. */
+static int encoder_weights_changed(const char *a, const char *b)
+{
+    ss_safetensors *A = NULL, *B = NULL;
+    int changed = -1;
+    if (ss_st_open(a, &A) || ss_st_open(b, &B)) goto out;
+    changed = 0;
+    for (int i = 0; i < ss_st_count(A); i++) {
+        const ss_st_entry *ea = ss_st_entry_at(A, i), *eb = ss_st_find(B, ea->name);
+        if (strncmp(ea->name, "encoder.", 8) || strstr(ea->name, "running_") || strstr(ea->name, "num_batches"))
+            continue;
+        if (!eb || ea->nbytes != eb->nbytes || memcmp(ss_st_data(A, ea), ss_st_data(B, eb), (size_t)ea->nbytes)) changed++;
+    }
+out:
+    ss_st_close(A);
+    ss_st_close(B);
+    return changed;
 }
 
 static double json_num(const char *js, const char *key)
@@ -69,6 +90,23 @@ int main(void)
     printf("student agreement with the teacher's targets in the last epoch: %.3f\n", agree);
     if (!small) CHECK_MSG(agree > 0.7, "agreement %.3f", agree);
     else CHECK(agree >= 0);
+
+    /* finetune --lp-epochs: the encoder stays frozen for those epochs (its
+     * weights equal the pretrained ones when lp-epochs = epochs), then trains. */
+    char pre[400], out[400];
+    snprintf(pre, sizeof pre, "%s/teacher/last.safetensors", tmp);
+    for (int lp = 2; lp >= 1; lp--) {
+        snprintf(c, sizeof c,
+                 "%s finetune --model %s --data %s --max-images %d --labels 10/class --epochs 2 --lp-epochs %d "
+                 "--batch 32 --threads 2 --quiet --out %s/lp%d > /dev/null",
+                 bin, pre, data, n, lp, tmp, lp);
+        CHECK_MSG(system(c) == 0, "%s", c);
+        snprintf(out, sizeof out, "%s/lp%d/last.safetensors", tmp, lp);
+        int changed = encoder_weights_changed(pre, out);
+        printf("finetune --lp-epochs %d of 2: %d encoder weight tensors changed\n", lp, changed);
+        if (lp == 2) CHECK_MSG(changed == 0, "frozen encoder changed in %d tensors", changed);
+        else CHECK_MSG(changed > 0, "encoder never trained after the probe phase (%d)", changed);
+    }
 
     /* A teacher that is not there, and one with a different class count
      * (a pretraining checkpoint has no classifier head), fail cleanly. */

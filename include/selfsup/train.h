@@ -97,6 +97,9 @@ typedef struct ss_fit_hooks {
     /* End of epoch: evaluate; *metric is what "best" is chosen by (higher is
      * better; leave NAN when there is none). Also writes images etc. */
     ss_status (*epoch_end)(void *ctx, int64_t epoch, double *metric);
+    /* Before each step's loss, on every rank, also after a resume (schedules
+     * that change what trains, e.g. linear-probe-then-fine-tune). Optional. */
+    void (*before_step)(void *ctx, int64_t step);
 } ss_fit_hooks;
 
 typedef struct ss_fit_config {

@@ -22,6 +22,13 @@ typedef struct sup_ctx {
      * (teacher's softmax at temperature T, or one-hot for labelled images). */
     const float *soft;
     float temp;
+    /* Linear probe, then fine-tune (--lp-epochs; Kumar et al. 2022): the
+     * encoder is frozen for the first lp_steps steps, then its learning-rate
+     * scale ramps linearly to enc_scale over ramp_steps (no burst from fresh
+     * AdamW moments). A function of the step alone, so resume is exact. */
+    int64_t lp_steps, ramp_steps;
+    float enc_scale;
+    int frozen;
 } sup_ctx;
 
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
@@ -74,6 +81,23 @@ static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *co
     }
     if (s->aux) loss = ss_aux_add_loss(s->aux, g, s->m, b, loss);
     return loss;
+}
+
+static void sup_before_step(void *ctx, int64_t step)
+{
+    sup_ctx *s = ctx;
+    if (s->lp_steps <= 0) return;
+    int frozen = step < s->lp_steps;
+    if (frozen != s->frozen) {
+        ss_params_set_trainable(s->m->p, "encoder.", !frozen);
+        s->frozen = frozen;
+    }
+    float scale = 0.0f;
+    if (!frozen) {
+        double t = s->ramp_steps > 0 ? (double)(step - s->lp_steps + 1) / (double)s->ramp_steps : 1.0;
+        scale = s->enc_scale * (float)(t < 1.0 ? t : 1.0);
+    }
+    ss_params_set_lr_scale(s->m->p, "encoder.", scale);
 }
 
 static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
@@ -152,7 +176,8 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
-               finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]"
+               finetune ? "\n  [--encoder-lr-scale 0.5] [--layer-decay 0.75 (vit)] [--freeze-encoder]\n"
+                          "  [--lp-epochs N: train the head alone on the frozen encoder for N epochs, then fine-tune all]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]\n"
                           "  [--distill TEACHER [--distill-temp 1]: train on every training image against the\n"
                           "   teacher's predictions (labelled images keep their labels)]");
@@ -166,6 +191,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     float enc_scale = (float)args_float(&a, "encoder-lr-scale", finetune ? 0.5 : 1.0, 0, 10, &ok);
     float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
     int freeze = args_flag(&a, "freeze-encoder");
+    double lp_epochs = finetune ? args_float(&a, "lp-epochs", 0, 0, 1e6, &ok) : 0;
     const char *aux_spec = args_str(&a, "aux", NULL);
     long eval_images = args_int(&a, "eval-images", 0, 0, 1L << 40, &ok);
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
@@ -241,9 +267,11 @@ static int train_main(int argc, char **argv, const char *cmd)
         }
     }
     run_config_json(&r, cmd);
+    cJSON_DeleteItemFromObject(r.config, "augment"); /* the resolved default, once */
     cJSON_AddStringToObject(r.config, "augment", r.augment);
     if (r.model) cJSON_AddNumberToObject(r.config, "encoder_lr_scale", freeze ? 0 : enc_scale);
     if (aux_spec) cJSON_AddStringToObject(r.config, "aux", aux_spec);
+    if (lp_epochs > 0) cJSON_AddNumberToObject(r.config, "lp_epochs", lp_epochs);
     if (distill) {
         cJSON_AddStringToObject(r.config, "distill", distill);
         cJSON_AddNumberToObject(r.config, "distill_temp", dtemp);
@@ -291,8 +319,14 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp};
-    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, 0, 0};
+    if (lp_epochs > 0 && r.model && !freeze) {
+        int64_t spe = ss_loader_batches_per_epoch(L);
+        sc.lp_steps = (int64_t)(lp_epochs * (double)spe + 0.5);
+        sc.ramp_steps = spe > 0 ? spe : 1; /* one epoch */
+        sc.enc_scale = enc_scale;
+    }
+    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;

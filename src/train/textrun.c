@@ -263,7 +263,7 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
     }
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "mlm");
-    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL};
+    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     if (!s) s = save_if_cut_short(m, o, res);
     ss_text_batcher_free(c.tb);
@@ -344,7 +344,7 @@ ss_status ss_text_train_classifier(ss_model *m, const ss_tokenizer *tok, const s
     if (s) return s;
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "train");
-    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end};
+    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     if (!s) s = save_if_cut_short(m, o, res);
     ss_text_batcher_free(c.tb);
