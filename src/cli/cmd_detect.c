@@ -13,6 +13,7 @@
 #include "selfsup/detect.h"
 #include "selfsup/fileio.h"
 #include "selfsup/plot.h"
+#include "selfsup/safetensors.h"
 
 /* ---- shared ------------------------------------------------------------------ */
 /* path: a folder holding annotations.json, or the JSON file itself. */
@@ -69,7 +70,13 @@ static ss_status load_detector(const char *path, ss_model *m, ss_detector *det, 
 {
     memset(m, 0, sizeof *m);
     char *cfg = ss_checkpoint_meta(path, "config");
-    if (!cfg) return ss_seterr(SS_ERR_FORMAT, "%s: no 'config' metadata (not a detector checkpoint?)", path);
+    if (!cfg) {
+        ss_safetensors *st = NULL; /* a missing or broken file says so, not "no metadata" */
+        ss_status s = ss_st_open(path, &st);
+        ss_st_close(st);
+        if (s) return s;
+        return ss_seterr(SS_ERR_FORMAT, "%s: no 'config' metadata (not a detector checkpoint?)", path);
+    }
     cJSON *c = cJSON_Parse(cfg);
     free(cfg);
     cJSON *nc = cJSON_GetObjectItemCaseSensitive(c, "det_classes");
