@@ -138,7 +138,8 @@ int cmd_demo(int argc, char **argv)
     if (ss_args_parse(&a, "demo", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup demo [--quick] [--out runs/demo] [--threads 2] [--seed 0] [--method simclr]\n"
-               "  [--pretrain-epochs N] [--epochs-1 N] [--epochs-10 N] [--robust-images N] [--data PATH]\n"
+               "  [--pretrain-epochs N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
+               "  [--robust-images N] [--data PATH]\n"
                "Runs pretraining, fine-tuning vs scratch at 1%% and 10%% labels, robustness, and writes\n"
                "OUT/report.html and OUT/report.md. --quick: smaller budgets (about 2 minutes).\n");
         return 0;
@@ -155,6 +156,7 @@ int cmd_demo(int argc, char **argv)
     int ep10 = (int)args_int(&a, "epochs-10", quick ? 2 : 12, 1, 10000, &ok);
     long rimg = args_int(&a, "robust-images", quick ? 500 : 2000, 10, 1000000, &ok);
     long pre_images = args_int(&a, "pretrain-images", quick ? 12000 : 0, 0, 1L << 40, &ok);
+    int dep = (int)args_int(&a, "distill-epochs", quick ? 1 : 3, 0, 10000, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (ss_mkdir_p(out)) return cli_fail();
     double t0 = ss_now();
@@ -166,11 +168,14 @@ int cmd_demo(int argc, char **argv)
     snprintf(e10, sizeof e10, "%d", ep10);
     snprintf(ri, sizeof ri, "%ld", rimg);
     snprintf(pim, sizeof pim, "%ld", pre_images);
-    char d_pre[1100], ck[1100], d[4][1100];
+    char d_pre[1100], ck[1100], d[5][1100];
     snprintf(d_pre, sizeof d_pre, "%.900s/pretrain", out);
     snprintf(ck, sizeof ck, "%s/pretrain/last.safetensors", out);
-    const char *names[4] = {"scratch_1pct", "ssl_1pct", "scratch_10pct", "ssl_10pct"};
-    for (int i = 0; i < 4; i++) snprintf(d[i], sizeof d[i], "%.900s/%s", out, names[i]);
+    const char *names[5] = {"scratch_1pct", "ssl_1pct", "scratch_10pct", "ssl_10pct", "ssl_distill_1pct"};
+    for (int i = 0; i < 5; i++) snprintf(d[i], sizeof d[i], "%.900s/%s", out, names[i]);
+    /* The final self-supervised 1% model: SimCLRv2's third step (distil the
+     * fine-tuned model into a student on the whole unlabelled pool) when on. */
+    int fin = dep > 0 ? 4 : 1;
 
     /* 1. pretraining */
     {
@@ -229,11 +234,23 @@ int cmd_demo(int argc, char **argv)
                  ten ? "10%" : "1%");
         if (run_cmd(ssl ? cmd_finetune : cmd_train, stage, av, n)) return 1;
     }
-    /* 3. robustness of the two 1% models */
+    if (dep > 0) {
+        char teacher[1200], de[16];
+        snprintf(teacher, sizeof teacher, "%.900s/last.safetensors", d[1]);
+        snprintf(de, sizeof de, "%d", dep);
+        char *av[] = {"train", "--data", (char *)data, "--labels", "1%", "--distill", teacher, "--model", ck,
+                      "--epochs", de, "--batch", "256", "--lr", "2e-3", "--warmup", "0.5", "--threads", th, "--seed", sd,
+                      "--out", d[4], "--eval-every", "1", "--eval-images", "2000"};
+        if (run_cmd(cmd_train, "2/4 distil the fine-tuned 1% model into a student on all unlabelled images", av,
+                    (int)(sizeof av / sizeof av[0])))
+            return 1;
+    }
+    /* 3. robustness of scratch and of the final self-supervised 1% model */
     for (int i = 0; i < 2; i++) {
         char model[1200], rdir[1200];
-        snprintf(model, sizeof model, "%.900s/last.safetensors", d[i]);
-        snprintf(rdir, sizeof rdir, "%.900s/robustness", d[i]);
+        int arm_i = i ? fin : 0;
+        snprintf(model, sizeof model, "%.900s/last.safetensors", d[arm_i]);
+        snprintf(rdir, sizeof rdir, "%.900s/robustness", d[arm_i]);
         char *av[] = {"robustness", "--model", model, "--data", (char *)data, "--max-images", ri, "--threads", th,
                       "--out", rdir};
         char stage[128];
@@ -241,15 +258,17 @@ int cmd_demo(int argc, char **argv)
         if (run_cmd(cmd_robustness, stage, av, (int)(sizeof av / sizeof av[0]))) return 1;
     }
     /* 4. report */
-    arm A[4];
+    arm A[5];
     memset(A, 0, sizeof A);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (dep > 0 ? 5 : 4); i++)
         if (read_result(d[i], &A[i])) return cli_fail();
     for (int i = 0; i < 2; i++) {
         char rdir[1200];
-        snprintf(rdir, sizeof rdir, "%.900s/robustness", d[i]);
-        if (read_robust(rdir, &A[i])) return cli_fail();
+        snprintf(rdir, sizeof rdir, "%.900s/robustness", d[i ? fin : 0]);
+        if (read_robust(rdir, &A[i ? fin : 0])) return cli_fail();
     }
+    const arm *F = &A[fin]; /* the final self-supervised 1% model */
+    const char *fin_name = dep > 0 ? "SSL + fine-tune + distil" : "SSL + fine-tune";
     double total = ss_now() - t0;
     double scratch_best = curve_best(&A[0].c);
     double tt_scratch = time_to(&A[0].c, scratch_best), tt_ssl = time_to(&A[1].c, scratch_best);
@@ -261,47 +280,56 @@ int cmd_demo(int argc, char **argv)
     double lb_ssl = 0, lb_scr = 0;
     for (int k = 0; k < 2; k++) {
         lb_scr += A[0].fam_drop[k] / 2;
-        lb_ssl += A[1].fam_drop[k] / 2;
+        lb_ssl += F->fam_drop[k] / 2;
     }
     /* charts */
     const char *cats[2] = {"1% labels (600)", "10% labels (6000)"};
-    const char *ser[2] = {"scratch", "SSL + fine-tune"};
-    double acc_v[4] = {A[0].acc, A[2].acc, A[1].acc, A[3].acc};
+    const char *ser[3] = {"scratch", "SSL + fine-tune", "SSL + fine-tune + distil"};
+    int nser = dep > 0 ? 3 : 2;
+    double acc_v[6] = {A[0].acc, A[2].acc, A[1].acc, A[3].acc, A[4].acc, NAN};
     ss_series cs[2] = {{"scratch", A[0].c.t, A[0].c.acc, A[0].c.n}, {"SSL + fine-tune", A[1].c.t, A[1].c.acc, A[1].c.n}};
+    const char *rser[2] = {"scratch", fin_name};
     double drops[10];
     for (int k = 0; k < 5; k++) {
         drops[k] = A[0].fam_drop[k];
-        drops[5 + k] = A[1].fam_drop[k];
+        drops[5 + k] = F->fam_drop[k];
     }
     char p[1200];
     snprintf(p, sizeof p, "%.900s/accuracy.png", out);
-    ss_plot_bars_png(p, "test accuracy (%), Fashion-MNIST", "accuracy %", cats, 2, ser, acc_v, 2, 800, 450);
+    ss_plot_bars_png(p, "test accuracy (%), Fashion-MNIST", "accuracy %", cats, 2, ser, acc_v, nser, 800, 450);
     snprintf(p, sizeof p, "%.900s/accuracy_vs_time.png", out);
     ss_plot_line_png(p, "test accuracy vs training time, 1% labels", "training seconds", "accuracy %", cs, 2, 800, 450);
     snprintf(p, sizeof p, "%.900s/robustness_drop.png", out);
-    ss_plot_bars_png(p, "mean accuracy drop under corruption (points, lower is better)", "drop (points)", FAMS, 5, ser,
+    ss_plot_bars_png(p, "mean accuracy drop under corruption (points, lower is better)", "drop (points)", FAMS, 5, rser,
                      drops, 2, 800, 450);
-    char *svg1 = ss_plot_bars_svg("test accuracy (%), Fashion-MNIST", "accuracy %", cats, 2, ser, acc_v, 2, 800, 450);
+    char *svg1 = ss_plot_bars_svg("test accuracy (%), Fashion-MNIST", "accuracy %", cats, 2, ser, acc_v, nser, 800, 450);
     char *svg2 = ss_plot_line_svg("test accuracy vs training time, 1% labels", "training seconds", "accuracy %", cs, 2, 800, 450);
     char *svg3 = ss_plot_bars_svg("mean accuracy drop under corruption (points, lower is better)", "drop (points)", FAMS, 5,
-                                  ser, drops, 2, 800, 450);
+                                  rser, drops, 2, 800, 450);
     /* verdicts, stated plainly whichever way they go */
-    char v1[256], v2[256], v3[512];
-    snprintf(v1, sizeof v1, "%s: at 1%% labels self-supervised pretraining gives %.2f%% vs %.2f%% from scratch (%+.2f points).",
-             A[1].acc > A[0].acc ? "Yes" : "No", A[1].acc, A[0].acc, A[1].acc - A[0].acc);
+    char v1[512], v2[256], v3[512];
+    if (dep > 0)
+        snprintf(v1, sizeof v1,
+                 "%s: at 1%% labels the self-supervised model (pretrain without labels, fine-tune, distil on the "
+                 "unlabelled pool) gives %.2f%% vs %.2f%% from scratch (%+.2f points); fine-tuning alone gives %.2f%% "
+                 "(%+.2f).",
+                 F->acc > A[0].acc ? "Yes" : "No", F->acc, A[0].acc, F->acc - A[0].acc, A[1].acc, A[1].acc - A[0].acc);
+    else
+        snprintf(v1, sizeof v1, "%s: at 1%% labels self-supervised pretraining gives %.2f%% vs %.2f%% from scratch (%+.2f points).",
+                 A[1].acc > A[0].acc ? "Yes" : "No", A[1].acc, A[0].acc, A[1].acc - A[0].acc);
     if (isfinite(tt_ssl))
         snprintf(v2, sizeof v2, "%s: fine-tuning reaches scratch's best (%.2f%%) after %s of training vs %s for scratch.",
                  tt_ssl < tt_scratch ? "Yes" : "No", scratch_best, b2, b1);
     else
         snprintf(v2, sizeof v2, "No: fine-tuning never reached scratch's best (%.2f%%) in this run.", scratch_best);
     snprintf(v3, sizeof v3,
-             "%s: mean drop under lighting and background shifts is %.2f points for the self-supervised model vs %.2f "
-             "for scratch.",
-             lb_ssl < lb_scr ? "Yes" : "No", lb_ssl, lb_scr);
+             "%s: mean drop under lighting and background shifts is %.2f points for the self-supervised model (%s) "
+             "vs %.2f for scratch.",
+             lb_ssl < lb_scr ? "Yes" : "No", lb_ssl, fin_name, lb_scr);
     char fams_txt[512] = "";
     for (int k = 0; k < 5; k++) {
         if (!isfinite(A[0].fam_drop[k])) continue;
-        if (A[1].fam_drop[k] >= A[0].fam_drop[k]) {
+        if (F->fam_drop[k] >= A[0].fam_drop[k]) {
             size_t l = strlen(fams_txt);
             snprintf(fams_txt + l, sizeof fams_txt - l, "%s%s", l ? ", " : "", FAMS[k]);
         }
@@ -317,22 +345,35 @@ int cmd_demo(int argc, char **argv)
             method, seed, threads, b4, b3);
     fprintf(f, "## Claims\n1. %s\n2. %s\n3. %s\n", v1, v2, v3);
     if (fams_txt[0]) fprintf(f, "\nNot more robust under: %s.\n", fams_txt);
-    fprintf(f, "\n## Accuracy (test set, 10,000 images)\n\n| labels | scratch | self-supervised + fine-tune | difference |\n"
-               "| --- | --- | --- | --- |\n| 1%% (600) | %.2f%% | %.2f%% | %+.2f |\n| 10%% (6000) | %.2f%% | %.2f%% | %+.2f |\n\n"
-               "![accuracy](accuracy.png)\n\n",
-            A[0].acc, A[1].acc, A[1].acc - A[0].acc, A[2].acc, A[3].acc, A[3].acc - A[2].acc);
+    fprintf(f, "\n## Accuracy (test set, 10,000 images)\n\n| labels | scratch | self-supervised + fine-tune | difference |%s\n"
+               "| --- | --- | --- | --- |%s\n",
+            dep > 0 ? " + distil on the unlabelled pool | difference |" : "", dep > 0 ? " --- | --- |" : "");
+    fprintf(f, "| 1%% (600) | %.2f%% | %.2f%% | %+.2f |", A[0].acc, A[1].acc, A[1].acc - A[0].acc);
+    if (dep > 0) fprintf(f, " %.2f%% | %+.2f |", A[4].acc, A[4].acc - A[0].acc);
+    fprintf(f, "\n| 10%% (6000) | %.2f%% | %.2f%% | %+.2f |%s\n\n", A[2].acc, A[3].acc, A[3].acc - A[2].acc,
+            dep > 0 ? " - | - |" : "");
+    if (dep > 0) {
+        char bd[32];
+        fmt_s(A[4].seconds, bd, sizeof bd);
+        fprintf(f, "Distillation (SimCLRv2's third step): a student, initialised from the pretrained encoder, trained "
+                   "%d epoch(s) on all unlabelled training images against the fine-tuned model's predictions (the "
+                   "600 labelled images keep their labels), %s of training (run folder ssl_distill_1pct/).\n\n",
+                dep, bd);
+    }
+    fprintf(f, "![accuracy](accuracy.png)\n\n");
     fprintf(f, "## Accuracy against training time (1%% labels; evaluated on 2,000 test images during training)\n\n"
                "Scratch's best: %.2f%%, reached after %s. Fine-tuning reaches it after %s (pretraining, done once for "
                "any number of tasks, took %s).\n\n![accuracy vs time](accuracy_vs_time.png)\n\n",
             scratch_best, b1, b2, b3);
-    fprintf(f, "## Robustness (1%% labels, %ld test images, 5 severities)\n\n| family | scratch drop | self-supervised drop |\n"
-               "| --- | --- | --- |\n", rimg);
+    fprintf(f, "## Robustness (1%% labels, %ld test images, 5 severities)\n\n| family | scratch drop | %s drop |\n"
+               "| --- | --- | --- |\n", rimg, fin_name);
     for (int k = 0; k < 5; k++)
-        fprintf(f, "| %s | %.2f | %.2f |\n", FAMS[k], A[0].fam_drop[k], A[1].fam_drop[k]);
+        fprintf(f, "| %s | %.2f | %.2f |\n", FAMS[k], A[0].fam_drop[k], F->fam_drop[k]);
     fprintf(f, "\nClean accuracy on this subset: scratch %.2f%%, self-supervised %.2f%%; mean corruption accuracy "
                "%.2f%% vs %.2f%%.\n\n![robustness](robustness_drop.png)\n\nRun folders: `pretrain/`, `scratch_1pct/`, "
-               "`ssl_1pct/`, `scratch_10pct/`, `ssl_10pct/` (checkpoints, metrics.jsonl, config.json, robustness/).\n",
-            A[0].clean, A[1].clean, A[0].mca, A[1].mca);
+               "`ssl_1pct/`, `ssl_distill_1pct/`, `scratch_10pct/`, `ssl_10pct/` (checkpoints, metrics.jsonl, config.json, "
+               "robustness/).\n",
+            A[0].clean, F->clean, A[0].mca, F->mca);
     fclose(f);
     /* html */
     f = fopen(html, "w");
@@ -348,16 +389,18 @@ int cmd_demo(int argc, char **argv)
     for (int k = 0; k < 3; k++) fprintf(f, "<li class=\"%s\">%s</li>", vs[k][0] == 'Y' ? "yes" : "no", vs[k]);
     fprintf(f, "</ol>");
     if (fams_txt[0]) fprintf(f, "<p>Not more robust under: %s.</p>", fams_txt);
-    fprintf(f, "<h2>Accuracy</h2><table><tr><th>labels</th><th>scratch</th><th>self-supervised + fine-tune</th><th>difference</th></tr>"
-               "<tr><td>1%% (600)</td><td>%.2f%%</td><td>%.2f%%</td><td>%+.2f</td></tr><tr><td>10%% (6000)</td><td>%.2f%%</td>"
-               "<td>%.2f%%</td><td>%+.2f</td></tr></table>%s",
-            A[0].acc, A[1].acc, A[1].acc - A[0].acc, A[2].acc, A[3].acc, A[3].acc - A[2].acc, svg1 ? svg1 : "");
+    fprintf(f, "<h2>Accuracy</h2><table><tr><th>labels</th><th>scratch</th><th>self-supervised + fine-tune</th><th>difference</th>%s</tr>",
+            dep > 0 ? "<th>+ distil on the unlabelled pool</th><th>difference</th>" : "");
+    fprintf(f, "<tr><td>1%% (600)</td><td>%.2f%%</td><td>%.2f%%</td><td>%+.2f</td>", A[0].acc, A[1].acc, A[1].acc - A[0].acc);
+    if (dep > 0) fprintf(f, "<td>%.2f%%</td><td>%+.2f</td>", A[4].acc, A[4].acc - A[0].acc);
+    fprintf(f, "</tr><tr><td>10%% (6000)</td><td>%.2f%%</td><td>%.2f%%</td><td>%+.2f</td>%s</tr></table>%s",
+            A[2].acc, A[3].acc, A[3].acc - A[2].acc, dep > 0 ? "<td>-</td><td>-</td>" : "", svg1 ? svg1 : "");
     fprintf(f, "<h2>Accuracy against training time (1%% labels)</h2><p>Scratch's best: %.2f%%, reached after %s. Fine-tuning "
                "reaches it after %s (pretraining took %s, once).</p>%s",
             scratch_best, b1, b2, b3, svg2 ? svg2 : "");
     fprintf(f, "<h2>Robustness (1%% labels, %ld test images, severities 1-5)</h2><table><tr><th>family</th><th>scratch drop</th>"
-               "<th>self-supervised drop</th></tr>", rimg);
-    for (int k = 0; k < 5; k++) fprintf(f, "<tr><td>%s</td><td>%.2f</td><td>%.2f</td></tr>", FAMS[k], A[0].fam_drop[k], A[1].fam_drop[k]);
+               "<th>%s drop</th></tr>", rimg, fin_name);
+    for (int k = 0; k < 5; k++) fprintf(f, "<tr><td>%s</td><td>%.2f</td><td>%.2f</td></tr>", FAMS[k], A[0].fam_drop[k], F->fam_drop[k]);
     fprintf(f, "</table>%s<p>Every figure on this page comes from this run; run folders are next to this file.</p></body></html>\n",
             svg3 ? svg3 : "");
     fclose(f);
