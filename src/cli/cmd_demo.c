@@ -153,10 +153,10 @@ int cmd_demo(int argc, char **argv)
     long seed = args_int(&a, "seed", 0, 0, 1L << 40, &ok);
     int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 2, 1, 10000, &ok);
     int ep1 = (int)args_int(&a, "epochs-1", quick ? 15 : 100, 1, 10000, &ok);
-    int ep10 = (int)args_int(&a, "epochs-10", quick ? 2 : 12, 1, 10000, &ok);
-    long rimg = args_int(&a, "robust-images", quick ? 500 : 2000, 10, 1000000, &ok);
+    int ep10 = (int)args_int(&a, "epochs-10", quick ? 2 : 10, 1, 10000, &ok);
+    long rimg = args_int(&a, "robust-images", quick ? 500 : 1500, 10, 1000000, &ok);
     long pre_images = args_int(&a, "pretrain-images", quick ? 12000 : 0, 0, 1L << 40, &ok);
-    int dep = (int)args_int(&a, "distill-epochs", quick ? 1 : 3, 0, 10000, &ok);
+    int dep = (int)args_int(&a, "distill-epochs", quick ? 1 : 2, 0, 10000, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (ss_mkdir_p(out)) return cli_fail();
     double t0 = ss_now();
