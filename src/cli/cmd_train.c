@@ -29,6 +29,9 @@ typedef struct sup_ctx {
     int64_t lp_steps, ramp_steps;
     float enc_scale;
     int frozen;
+    /* --eval-images N: N test images spread evenly over the test set (the
+     * first N of a class-ordered image folder would be one or two classes). */
+    int32_t *eval_idx;
 } sup_ctx;
 
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
@@ -109,7 +112,7 @@ static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
     double acc;
     ss_status st;
     if (r->val_idx) st = ss_evaluate(s->m, &r->train, r->val_idx, r->nval, 256, &acc, NULL, NULL);
-    else st = ss_evaluate(s->m, &r->test, NULL, s->eval_images > 0 && s->eval_images < r->test.n ? s->eval_images : r->test.n,
+    else st = ss_evaluate(s->m, &r->test, s->eval_idx, s->eval_idx ? s->eval_images : r->test.n,
                           256, &acc, NULL, NULL);
     if (st) return st;
     *metric = acc;
@@ -209,6 +212,7 @@ static int train_main(int argc, char **argv, const char *cmd)
         return cli_fail();
     }
     float *soft = NULL;
+    int32_t *eval_idx = NULL; /* --eval-images: an even spread over the test set */
     if (distill && make_soft_targets(&r, distill, dtemp, &soft)) {
         run_free(&r);
         return cli_fail();
@@ -319,7 +323,15 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, 0, 0};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, 0, 0, NULL};
+    if (eval_images > 0 && eval_images < r.test.n) {
+        if (!(eval_idx = malloc((size_t)eval_images * sizeof(int32_t)))) {
+            s = ss_seterr(SS_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < eval_images; i++) eval_idx[i] = (int32_t)(i * r.test.n / eval_images);
+        sc.eval_idx = eval_idx;
+    }
     if (lp_epochs > 0 && r.model && !freeze) {
         int64_t spe = ss_loader_batches_per_epoch(L);
         sc.lp_steps = (int64_t)(lp_epochs * (double)spe + 0.5);
@@ -362,6 +374,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     free(cfg);
     free(kind_from_ckpt);
     free(soft);
+    free(eval_idx);
     return 0;
 fail:
     fprintf(stderr, "selfsup %s: %s\n", cmd, ss_errmsg());
@@ -373,6 +386,7 @@ fail:
     free(cfg);
     free(kind_from_ckpt);
     free(soft);
+    free(eval_idx);
     return 1;
 }
 
