@@ -127,8 +127,6 @@ int cmd_pretrain(int argc, char **argv)
     memcpy(m.std, r.std, sizeof m.std);
     run_config_json(&r, "pretrain");
     cJSON_AddStringToObject(r.config, "method", meth->name);
-    cJSON_DeleteItemFromObject(r.config, "augment"); /* the resolved default, once */
-    cJSON_AddStringToObject(r.config, "augment", r.augment);
     cJSON_AddNumberToObject(r.config, "temperature", mo.temperature);
     cJSON_AddNumberToObject(r.config, "mask_ratio", mo.mask_ratio);
     cJSON_AddNumberToObject(r.config, "ema_base", mo.ema_base);

@@ -271,8 +271,6 @@ static int train_main(int argc, char **argv, const char *cmd)
         }
     }
     run_config_json(&r, cmd);
-    cJSON_DeleteItemFromObject(r.config, "augment"); /* the resolved default, once */
-    cJSON_AddStringToObject(r.config, "augment", r.augment);
     if (r.model) cJSON_AddNumberToObject(r.config, "encoder_lr_scale", freeze ? 0 : enc_scale);
     if (aux_spec) cJSON_AddStringToObject(r.config, "aux", aux_spec);
     if (lp_epochs > 0) cJSON_AddNumberToObject(r.config, "lp_epochs", lp_epochs);

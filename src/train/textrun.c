@@ -192,16 +192,6 @@ ss_text_run_opts ss_text_run_defaults(int pretrain)
     return o;
 }
 
-/* ss_fit writes checkpoints at epoch ends; a run cut short by max_steps
- * still leaves its weights (no optimiser state: not resumable). */
-static ss_status save_if_cut_short(const ss_model *m, const ss_text_run_opts *o, const ss_fit_result *res)
-{
-    if (!o->run_dir || res->steps == 0 || res->nhist >= o->epochs) return SS_OK;
-    char p[1100];
-    snprintf(p, sizeof p, "%s/last.safetensors", o->run_dir);
-    return ss_checkpoint_save(p, m, NULL, NULL, o->config_json);
-}
-
 static ss_fit_config fit_config(const ss_text_run_opts *o, const char *what)
 {
     ss_fit_config fc;
@@ -265,7 +255,6 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
     ss_fit_config fc = fit_config(o, "mlm");
     ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
-    if (!s) s = save_if_cut_short(m, o, res);
     ss_text_batcher_free(c.tb);
     return s;
 }
@@ -346,7 +335,6 @@ ss_status ss_text_train_classifier(ss_model *m, const ss_tokenizer *tok, const s
     ss_fit_config fc = fit_config(o, "train");
     ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
-    if (!s) s = save_if_cut_short(m, o, res);
     ss_text_batcher_free(c.tb);
     if (!s && isnan(c.last_acc) && res->steps > 0) /* stopped early (max_steps): evaluate now */
         s = ss_text_evaluate(m, tok, test, test_idx, c.ntest, o->pool, NULL, NULL, &c.last_acc, NULL);
