@@ -152,6 +152,10 @@ int main(void)
         }
         CHECK(ss_st_find(st, "mlm_head.bias") != NULL);
         CHECK(ss_st_meta(st, "seq_len") && !strcmp(ss_st_meta(st, "seq_len"), "32"));
+        /* resumable, also when --max-steps cut the run short: optimiser moments and state */
+        int moments = 0;
+        for (int i = 0; i < ss_st_count(st); i++) moments += !strncmp(ss_st_entry_at(st, i)->name, "optim.m1.", 9);
+        CHECK_MSG(moments > 0 && ss_st_meta(st, "state") != NULL, "no optimiser state in mlm/last.safetensors");
         ss_st_close(st);
     }
 
