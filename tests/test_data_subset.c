@@ -182,11 +182,37 @@ static void test_split(void)
     ss_dataset_free(&d);
 }
 
+/* ss_indices_spread: a class-ordered set of 10 x 1,000 images monitored on
+ * 2,000 gets exactly 200 per class (the first 2,000 would be two classes). */
+static void test_spread(void)
+{
+    int32_t *v = ss_indices_spread(10000, 2000);
+    CHECK(v != NULL);
+    if (v) {
+        CHECK(sorted_unique(v, 2000));
+        CHECK(v[0] == 0 && v[1] == 5 && v[1999] == 9995);
+        int per[10] = {0};
+        for (int i = 0; i < 2000; i++) per[v[i] / 1000]++;
+        for (int k = 0; k < 10; k++) CHECK_MSG(per[k] == 200, "class %d: %d", k, per[k]);
+        free(v);
+    }
+    v = ss_indices_spread(7, 7); /* all of them */
+    CHECK(v != NULL);
+    for (int i = 0; v && i < 7; i++) CHECK(v[i] == i);
+    free(v);
+    v = ss_indices_spread(10, 3);
+    CHECK(v && v[0] == 0 && v[1] == 3 && v[2] == 6);
+    free(v);
+    CHECK(ss_indices_spread(5, 6) == NULL);
+    CHECK(ss_indices_spread(5, 0) == NULL);
+}
+
 int main(void)
 {
     fx_mkroot("subset");
     test_subset();
     test_split();
+    test_spread();
     fx_rmroot();
     TEST_MAIN_END();
 }

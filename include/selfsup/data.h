@@ -132,6 +132,12 @@ ss_status ss_split_train_val(const ss_dataset *d, const int32_t *idx, int64_t n,
                              double val_frac, uint64_t seed, int32_t **train_idx,
                              int64_t *ntrain, int32_t **val_idx, int64_t *nval);
 
+/* n indices spread evenly over [0, total): i * total / n, strictly
+ * increasing (n <= total). For monitoring on a part of a test set: the first
+ * n images of a class-ordered folder would be one or two classes. malloc'd
+ * (caller frees); NULL when out of memory. */
+int32_t *ss_indices_spread(int64_t total, int64_t n);
+
 /* Write indices one per line (for the run folder). */
 ss_status ss_indices_write(const char *path, const int32_t *idx, int64_t n);
 

@@ -323,11 +323,10 @@ static int train_main(int argc, char **argv, const char *cmd)
     run_fit_nan_opts(&r, &fc);
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, 0, 0, NULL};
     if (eval_images > 0 && eval_images < r.test.n) {
-        if (!(eval_idx = malloc((size_t)eval_images * sizeof(int32_t)))) {
+        if (!(eval_idx = ss_indices_spread(r.test.n, eval_images))) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        for (int64_t i = 0; i < eval_images; i++) eval_idx[i] = (int32_t)(i * r.test.n / eval_images);
         sc.eval_idx = eval_idx;
     }
     if (lp_epochs > 0 && r.model && !freeze) {

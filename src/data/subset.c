@@ -228,6 +228,15 @@ ss_status ss_split_train_val(const ss_dataset *d, const int32_t *idx, int64_t n,
     return SS_OK;
 }
 
+int32_t *ss_indices_spread(int64_t total, int64_t n)
+{
+    if (n <= 0 || n > total || total > INT32_MAX) return NULL;
+    int32_t *idx = malloc((size_t)n * sizeof(int32_t));
+    if (idx)
+        for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)(i * total / n);
+    return idx;
+}
+
 ss_status ss_indices_write(const char *path, const int32_t *idx, int64_t n)
 {
     if (!path || (n > 0 && !idx)) return ss_seterr(SS_ERR_INVALID, "ss_indices_write: NULL argument");

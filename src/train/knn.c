@@ -80,17 +80,23 @@ ss_status ss_knn_eval(const ss_model *m, const ss_dataset *train, const int32_t 
     if (!idx) n = train->n;
     float *bank = malloc(sizeof(float) * (size_t)(n * D)), *q = malloc(sizeof(float) * (size_t)(nq * D));
     int32_t *by = malloc(sizeof(int32_t) * (size_t)n);
+    /* a part of the test set: spread over it (test folders are class-ordered) */
+    int32_t *qidx = nq < test->n ? ss_indices_spread(test->n, nq) : NULL;
+    int32_t *qy = qidx ? malloc(sizeof(int32_t) * (size_t)nq) : NULL;
     ss_status s = SS_OK;
-    if (!bank || !q || !by) s = ss_seterr(SS_ERR_NOMEM, "knn: out of memory");
+    if (!bank || !q || !by || (nq < test->n && (!qidx || !qy))) s = ss_seterr(SS_ERR_NOMEM, "knn: out of memory");
     if (!s) s = ss_extract_features(m, train, idx, n, 256, bank);
-    if (!s) s = ss_extract_features(m, test, NULL, nq, 256, q);
+    if (!s) s = ss_extract_features(m, test, qidx, nq, 256, q);
     if (!s) {
         for (int64_t i = 0; i < n; i++) by[i] = train->labels[idx ? idx[i] : i];
-        s = ss_knn_classify(bank, by, n, q, test->labels, nq, D, train->nclasses, T, acc20, acc200);
+        for (int64_t i = 0; qidx && i < nq; i++) qy[i] = test->labels[qidx[i]];
+        s = ss_knn_classify(bank, by, n, q, qidx ? qy : test->labels, nq, D, train->nclasses, T, acc20, acc200);
     }
     free(bank);
     free(q);
     free(by);
+    free(qidx);
+    free(qy);
     return s;
 }
 
