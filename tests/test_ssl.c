@@ -5,6 +5,7 @@
 
 #include "selfsup/augment.h"
 #include "selfsup/data.h"
+#include "selfsup/knn.h"
 #include "selfsup/ssl.h"
 #include "testutil.h"
 
@@ -195,6 +196,55 @@ static void loss_falls(const char *method, const ss_dataset *d, int steps, doubl
     ss_model_free(&m);
 }
 
+/* The k-NN monitor on part of a class-ordered test set scores the images
+ * spread over it (ss_indices_spread), with their own labels: equal to
+ * features + ss_knn_classify computed by hand on those images. */
+static void test_knn_partial(const ss_dataset *d)
+{
+    ss_encoder_config ec = {.kind = "convnet-s", .in_chans = 1, .img_size = 28};
+    ss_model m;
+    CHECK_OK(ss_model_create(&m, &ec, 10));
+    CHECK_OK(ss_model_finalize(&m, 3));
+    int64_t n = d->n, px = (int64_t)d->c * d->h * d->w, nq = n / 2;
+    ss_dataset q = *d; /* the same images, sorted by class */
+    q.pixels = malloc((size_t)(n * px));
+    q.labels = malloc(sizeof(int32_t) * (size_t)n);
+    int64_t k = 0;
+    for (int c = 0; c < d->nclasses; c++)
+        for (int64_t i = 0; i < n; i++)
+            if (d->labels[i] == c) {
+                memcpy(q.pixels + k * px, d->pixels + i * px, (size_t)px);
+                q.labels[k++] = c;
+            }
+    q.n = k;
+    nq = k / 2;
+    double a20, a200, b20, b200;
+    CHECK_OK(ss_knn_eval(&m, d, NULL, n, &q, nq, 0.07f, &a20, &a200));
+    int D = m.enc->feat_dim;
+    float *bank = malloc(sizeof(float) * (size_t)(n * D)), *qf = malloc(sizeof(float) * (size_t)(nq * D));
+    int32_t *qi = ss_indices_spread(q.n, nq), *qy = malloc(sizeof(int32_t) * (size_t)nq);
+    CHECK_OK(ss_extract_features(&m, d, NULL, n, 256, bank));
+    CHECK_OK(ss_extract_features(&m, &q, qi, nq, 256, qf));
+    int classes_seen[10] = {0}, nseen = 0;
+    for (int64_t i = 0; i < nq; i++) {
+        qy[i] = q.labels[qi[i]];
+        if (qy[i] >= 0 && qy[i] < 10 && !classes_seen[qy[i]]++) nseen++;
+    }
+    CHECK_OK(ss_knn_classify(bank, d->labels, n, qf, qy, nq, D, d->nclasses, 0.07f, &b20, &b200));
+    printf("knn on %lld of %lld class-ordered test images (%d classes): %.4f / %.4f\n", (long long)nq,
+           (long long)q.n, nseen, a20, a200);
+    CHECK(nseen == 10);
+    CHECK_NEAR(a20, b20, 1e-12);
+    CHECK_NEAR(a200, b200, 1e-12);
+    free(bank);
+    free(qf);
+    free(qi);
+    free(qy);
+    free(q.pixels);
+    free(q.labels);
+    ss_model_free(&m);
+}
+
 int main(void)
 {
     test_rotation_labels();
@@ -210,6 +260,7 @@ int main(void)
         printf("skipping loss-falls checks: %s\n", ss_errmsg());
         TEST_MAIN_END();
     }
+    test_knn_partial(&d);
     int sanitized = getenv("SS_SANITIZED") != NULL;
     const char *methods[] = {"rotation", "simclr", "mae", "byol", "vicreg"};
     for (int i = 0; i < 5; i++) {
