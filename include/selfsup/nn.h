@@ -46,6 +46,9 @@ void ss_params_zero_grad(ss_params *p);
 /* Per-parameter learning-rate multiplier (layer-wise decay, frozen parts). */
 void ss_params_set_lr_scale(ss_params *p, const char *prefix, float scale);
 float ss_params_lr_scale(const ss_params *p, int i);
+void ss_params_set_lr_scale_at(ss_params *p, int i, float scale);
+/* Name of parameter i (as in the checkpoint). */
+const char *ss_params_name(const ss_params *p, int i);
 /* Mark every parameter under prefix as (not) requiring gradients. */
 void ss_params_set_trainable(ss_params *p, const char *prefix, int trainable);
 /* Copy values and buffers of every tensor whose name exists in both (same

@@ -24,10 +24,11 @@ typedef struct sup_ctx {
     float temp;
     /* Linear probe, then fine-tune (--lp-epochs; Kumar et al. 2022): the
      * encoder is frozen for the first lp_steps steps, then its learning-rate
-     * scale ramps linearly to enc_scale over ramp_steps (no burst from fresh
-     * AdamW moments). A function of the step alone, so resume is exact. */
+     * scales (enc_scale, layer-wise decay: base_scale[i]) ramp linearly from 0
+     * over ramp_steps (no burst from fresh AdamW moments). A function of the
+     * step alone, so resume is exact. */
     int64_t lp_steps, ramp_steps;
-    float enc_scale;
+    float *base_scale, ramp; /* ramp: the factor last applied (-1: none) */
     int frozen;
     /* --eval-images N: N test images spread evenly over the test set (the
      * first N of a class-ordered image folder would be one or two classes). */
@@ -95,12 +96,13 @@ static void sup_before_step(void *ctx, int64_t step)
         ss_params_set_trainable(s->m->p, "encoder.", !frozen);
         s->frozen = frozen;
     }
-    float scale = 0.0f;
-    if (!frozen) {
-        double t = s->ramp_steps > 0 ? (double)(step - s->lp_steps + 1) / (double)s->ramp_steps : 1.0;
-        scale = s->enc_scale * (float)(t < 1.0 ? t : 1.0);
-    }
-    ss_params_set_lr_scale(s->m->p, "encoder.", scale);
+    double t = frozen ? 0.0 : (double)(step - s->lp_steps + 1) / (double)s->ramp_steps;
+    float f = (float)(t < 1.0 ? t : 1.0);
+    if (f == s->ramp) return; /* after the ramp: nothing to do per step */
+    s->ramp = f;
+    for (int i = 0; i < ss_params_count(s->m->p); i++)
+        if (!strncmp(ss_params_name(s->m->p, i), "encoder.", 8))
+            ss_params_set_lr_scale_at(s->m->p, i, s->base_scale[i] * f);
 }
 
 static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
@@ -213,6 +215,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     }
     float *soft = NULL;
     int32_t *eval_idx = NULL; /* --eval-images: an even spread over the test set */
+    float *base_scale = NULL;  /* --lp-epochs: the encoder's learning-rate scales after the ramp */
     if (distill && make_soft_targets(&r, distill, dtemp, &soft)) {
         run_free(&r);
         return cli_fail();
@@ -321,7 +324,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, 0, 0, NULL};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL};
     if (eval_images > 0 && eval_images < r.test.n) {
         if (!(eval_idx = ss_indices_spread(r.test.n, eval_images))) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
@@ -333,7 +336,12 @@ static int train_main(int argc, char **argv, const char *cmd)
         int64_t spe = ss_loader_batches_per_epoch(L);
         sc.lp_steps = (int64_t)(lp_epochs * (double)spe + 0.5);
         sc.ramp_steps = spe > 0 ? spe : 1; /* one epoch */
-        sc.enc_scale = enc_scale;
+        if (!(base_scale = malloc(sizeof(float) * (size_t)ss_params_count(m.p)))) {
+            s = ss_seterr(SS_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < ss_params_count(m.p); i++) base_scale[i] = ss_params_lr_scale(m.p, i);
+        sc.base_scale = base_scale;
     }
     ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step};
     ss_fit_result res;
@@ -372,6 +380,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     free(kind_from_ckpt);
     free(soft);
     free(eval_idx);
+    free(base_scale);
     return 0;
 fail:
     fprintf(stderr, "selfsup %s: %s\n", cmd, ss_errmsg());
@@ -384,6 +393,7 @@ fail:
     free(kind_from_ckpt);
     free(soft);
     free(eval_idx);
+    free(base_scale);
     return 1;
 }
 

@@ -180,6 +180,8 @@ void ss_params_set_lr_scale(ss_params *p, const char *prefix, float scale)
 }
 
 float ss_params_lr_scale(const ss_params *p, int i) { return p->e[i].lr_scale; }
+void ss_params_set_lr_scale_at(ss_params *p, int i, float scale) { p->e[i].lr_scale = scale; }
+const char *ss_params_name(const ss_params *p, int i) { return p->e[i].name; }
 
 void ss_params_set_trainable(ss_params *p, const char *prefix, int trainable)
 {
