@@ -211,7 +211,8 @@ restart:
         int64_t nb = 0, images = 0;
         for (int64_t b = (epoch == st.epoch ? st.batch : 0); b < spe; b++) {
             if (c->max_steps && step - start_step >= c->max_steps) {
-                if (c->run_dir && step > start_step) { /* --resume continues from here */
+                /* --resume continues from here (at an epoch boundary the epoch end has just saved it) */
+                if (c->run_dir && step > start_step && st.batch != 0) {
                     if ((s = ss_dist_average_buffers(m->p))) goto out_g;
                     if ((s = save_ckpt(c, m, opt, &st, "last.safetensors"))) goto out_g;
                 }
