@@ -13,6 +13,24 @@ extern "C" {
 void ss_set_threads(int n);
 int ss_get_threads(void);
 
+/* Precision of the matrix products (conv2d, linear, matmul; attention's
+ * products and everything else stay fp32). FP32: CBLAS sgemm. BF16: operands
+ * rounded to bfloat16, products summed in fp32, weights, gradients and
+ * optimiser state kept in fp32 ("mixed precision"); needs AVX-512 BF16.
+ * ss_set_precision returns the precision now in effect: asking for BF16 on a
+ * CPU (or build) without it leaves FP32. Set it before training, not while
+ * other threads compute. Same seed + same precision = same bits (bf16
+ * results do not depend on the thread count). */
+typedef enum ss_precision { SS_PRECISION_FP32 = 0, SS_PRECISION_BF16 = 1 } ss_precision;
+ss_precision ss_set_precision(ss_precision p);
+ss_precision ss_get_precision(void);
+/* 1 when this CPU and OS run AVX-512 BF16 (cpuid + xgetbv) and the build has
+ * the kernel; 0 otherwise. */
+int ss_cpu_has_bf16(void);
+/* "fp32" / "bf16", or NULL for another name. */
+const char *ss_precision_name(ss_precision p);
+int ss_precision_parse(const char *name, ss_precision *out);
+
 /* OpenMP defaults for a CPU shared with other work: when neither
  * GOMP_SPINCOUNT nor OMP_WAIT_POLICY is set, set GOMP_SPINCOUNT=10000 (idle
  * OpenMP threads spin ~10 us, then sleep, instead of ~0.3 s of busy-waiting

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "ops/gemm.h"
 
 double ss_now(void)
 {
@@ -51,6 +52,44 @@ static double fma_peak_gflops(int threads)
     return best;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* Peak vdpbf16ps throughput (2 bf16 products + 2 adds per fp32 lane):
+ * 12 independent accumulator chains per thread, as for FMA. */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak_gflops(int threads)
+{
+    const long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        double t0 = ss_now();
+        float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+        {
+            __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33003300);
+            __m512 c0 = _mm512_set1_ps(1e-7f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0,
+                   c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+            for (long it = 0; it < iters / 10; it++) {
+                c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
+                c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
+                c6 = _mm512_dpbf16_ps(c6, a, b); c7 = _mm512_dpbf16_ps(c7, a, b); c8 = _mm512_dpbf16_ps(c8, a, b);
+                c9 = _mm512_dpbf16_ps(c9, a, b); c10 = _mm512_dpbf16_ps(c10, a, b); c11 = _mm512_dpbf16_ps(c11, a, b);
+            }
+            __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                                     _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+            s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
+            sink += _mm512_reduce_add_ps(s);
+        }
+        double dt = ss_now() - t0;
+        double gf = 4.0 * 16 * 12 * (double)(iters / 10) * threads / dt / 1e9;
+        if (gf > best) best = gf;
+        if (sink == 12345.0f) printf(" ");
+    }
+    return best;
+}
+#else
+static double bf16_peak_gflops(int threads) { (void)threads; return 0; }
+#endif
+
 static long peak_rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -85,15 +124,15 @@ static int bench_gemm(int threads, double peak, int json)
     int reps = 15;
     for (int r = 0; r < reps + 3; r++) {
         double t0 = ss_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        ss_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         if (r >= 3) times[r - 3] = ss_now() - t0;
     }
     double med = ss_median(times, reps);
     double gf = 2.0 * n * n * (double)n / med / 1e9;
     if (json)
-        printf("{\"bench\":\"gemm\",\"threads\":%d,\"ms\":%.3f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"share\":%.3f,"
+        printf("{\"bench\":\"gemm\",\"precision\":\"%s\",\"threads\":%d,\"ms\":%.3f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"share\":%.3f,"
                "\"peak_mib\":%ld}\n",
-               threads, med * 1e3, gf, peak, gf / peak, peak_rss_kb() / 1024);
+               ss_precision_name(ss_get_precision()), threads, med * 1e3, gf, peak, gf / peak, peak_rss_kb() / 1024);
     else
         printf("%-18s %9s %10.2f %9.1f %8.1f%% %10ld\n", "gemm", "-", med * 1e3, gf, 100 * gf / peak,
                peak_rss_kb() / 1024);
@@ -101,6 +140,21 @@ static int bench_gemm(int threads, double peak, int json)
     free(b);
     free(c);
     return 0;
+}
+
+int cli_read_precision(ss_args *a, ss_precision *out)
+{
+    const char *name = args_str(a, "precision", "fp32");
+    ss_precision want;
+    if (!ss_precision_parse(name, &want)) {
+        ss_seterr(SS_ERR_INVALID, "--precision '%s': expected fp32 or bf16", name);
+        return 0;
+    }
+    *out = ss_set_precision(want);
+    if (*out != want)
+        fprintf(stderr, "selfsup: --precision bf16: this CPU has no AVX-512 BF16 (or this build lacks the kernel); "
+                        "running in fp32\n");
+    return 1;
 }
 
 double ss_median(double *v, int n)
@@ -122,15 +176,20 @@ int cmd_bench(int argc, char **argv)
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     int json = args_flag(&a, "json");
     int steps = (int)args_int(&a, "steps", 10, 1, 100000, &ok);
+    ss_precision prec = SS_PRECISION_FP32;
+    if (!cli_read_precision(&a, &prec)) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     ss_set_threads(threads);
     const char *all[] = {"gemm", "step-convnet-sup", "step-rotation", "step-simclr", "step-mae", "step-mlm"};
     int nall = (int)(sizeof all / sizeof all[0]);
     const char **names = a.npos ? a.pos : all;
     int n = a.npos ? a.npos : nall;
-    double peak = fma_peak_gflops(threads);
+    /* Share of peak is against the peak of the precision in use: FMA for
+     * fp32, vdpbf16ps for bf16. */
+    double peak = prec == SS_PRECISION_BF16 ? bf16_peak_gflops(threads) : fma_peak_gflops(threads);
     if (!json) {
-        printf("selfsup bench: %d thread(s), measured FMA peak %.0f GFLOP/s\n", threads, peak);
+        printf("selfsup bench: %d thread(s), %s, measured %s peak %.0f GFLOP/s\n", threads, ss_precision_name(prec),
+               prec == SS_PRECISION_BF16 ? "bf16 dot-product" : "FMA", peak);
         printf("%-18s %9s %10s %9s %9s %10s\n", "benchmark", "items/s", "ms/step", "GFLOP/s", "of peak", "peak MiB");
     }
     int rc = 0;
@@ -156,9 +215,9 @@ int cmd_bench(int argc, char **argv)
         }
         double gf = r.flops_per_step / r.sec_per_step / 1e9;
         if (json)
-            printf("{\"bench\":\"%s\",\"threads\":%d,\"items_per_s\":%.1f,\"unit\":\"%s\",\"ms\":%.3f,\"gflops\":%.1f,"
+            printf("{\"bench\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"items_per_s\":%.1f,\"unit\":\"%s\",\"ms\":%.3f,\"gflops\":%.1f,"
                    "\"share\":%.3f,\"peak_mib\":%ld}\n",
-                   names[i], threads, r.items_per_step / r.sec_per_step, r.unit, r.sec_per_step * 1e3, gf, gf / peak,
+                   names[i], ss_precision_name(prec), threads, r.items_per_step / r.sec_per_step, r.unit, r.sec_per_step * 1e3, gf, gf / peak,
                    peak_rss_kb() / 1024);
         else
             printf("%-18s %9.0f %10.2f %9.1f %8.1f%% %10ld  (%s/s)\n", names[i], r.items_per_step / r.sec_per_step,

@@ -139,7 +139,7 @@ int cmd_demo(int argc, char **argv)
     if (args_flag(&a, "help")) {
         printf("usage: selfsup demo [--quick] [--out runs/demo] [--threads 2] [--seed 0] [--method simclr]\n"
                "  [--pretrain-epochs N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
-               "  [--robust-images N] [--data PATH]\n"
+               "  [--robust-images N] [--data PATH] [--precision fp32|bf16]\n"
                "Runs pretraining, fine-tuning vs scratch at 1%% and 10%% labels, robustness, and writes\n"
                "OUT/report.html and OUT/report.md. --quick: smaller budgets (about 2 minutes).\n");
         return 0;
@@ -157,6 +157,9 @@ int cmd_demo(int argc, char **argv)
     long rimg = args_int(&a, "robust-images", quick ? 500 : 1500, 10, 1000000, &ok);
     long pre_images = args_int(&a, "pretrain-images", quick ? 12000 : 0, 0, 1L << 40, &ok);
     int dep = (int)args_int(&a, "distill-epochs", quick ? 1 : 2, 0, 10000, &ok);
+    ss_precision prec = SS_PRECISION_FP32;
+    if (!cli_read_precision(&a, &prec)) ok = 0;
+    char *pr = (char *)ss_precision_name(prec); /* passed to every training stage */
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (ss_mkdir_p(out)) return cli_fail();
     double t0 = ss_now();
@@ -196,6 +199,8 @@ int cmd_demo(int argc, char **argv)
         av[n++] = d_pre;
         av[n++] = "--knn-every";
         av[n++] = "0";
+        av[n++] = "--precision";
+        av[n++] = pr;
         if (pre_images) {
             av[n++] = "--max-images";
             av[n++] = pim;
@@ -225,6 +230,8 @@ int cmd_demo(int argc, char **argv)
         av[n++] = ten ? "1" : (quick ? "3" : "5");
         av[n++] = "--eval-images";
         av[n++] = "2000";
+        av[n++] = "--precision";
+        av[n++] = pr;
         if (ssl) {
             av[n++] = "--model";
             av[n++] = ck;
@@ -240,7 +247,7 @@ int cmd_demo(int argc, char **argv)
         snprintf(de, sizeof de, "%d", dep);
         char *av[] = {"train", "--data", (char *)data, "--labels", "1%", "--distill", teacher, "--model", ck,
                       "--epochs", de, "--batch", "256", "--lr", "2e-3", "--warmup", "0.5", "--threads", th, "--seed", sd,
-                      "--out", d[4], "--eval-every", "1", "--eval-images", "2000"};
+                      "--out", d[4], "--eval-every", "1", "--eval-images", "2000", "--precision", pr};
         if (run_cmd(cmd_train, "2/4 distil the fine-tuned 1% model into a student on all unlabelled images", av,
                     (int)(sizeof av / sizeof av[0])))
             return 1;

@@ -21,6 +21,7 @@
 typedef struct text_cli {
     const char *text, *test_text, *labels, *out, *model, *tokenizer, *add_text;
     int epochs, batch, threads, json, quiet, seq_len, pool, vocab, by_line, eval_every, resume;
+    ss_precision precision;
     float lr, wd, warmup, enc_scale, layer_decay, label_smoothing, clip;
     double test_frac;
     uint64_t seed, split_seed;
@@ -63,6 +64,7 @@ static void read_common(ss_args *a, text_cli *c, const ss_text_run_opts *o, int 
         ss_seterr(SS_ERR_INVALID, "--pool '%s': expected cls or mean", pool);
         *ok = 0;
     }
+    if (!cli_read_precision(a, &c->precision)) *ok = 0;
     ss_set_threads(c->threads);
 }
 
@@ -180,6 +182,7 @@ static cJSON *config_of(const text_cli *c, const char *command, const ss_text_ru
     cJSON_AddNumberToObject(j, "seed", (double)c->seed);
     cJSON_AddNumberToObject(j, "split_seed", (double)c->split_seed);
     cJSON_AddNumberToObject(j, "threads", c->threads);
+    cJSON_AddStringToObject(j, "precision", ss_precision_name(c->precision));
     return j;
 }
 
@@ -288,7 +291,7 @@ static int text_pretrain(int argc, char **argv)
         printf("usage: selfsup pretrain --method mlm --text CORPUS [--add-text LABELLED (its train split's text,\n"
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
                "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning)] [--seed 0]\n"
-               "  [--threads 2] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
+               "  [--threads 2] [--precision fp32|bf16] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
                "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)]\n"
                "The corpus is packed into sequences of --seq-len tokens; 15%% of tokens are chosen each epoch\n"
                "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n");

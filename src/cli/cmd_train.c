@@ -176,8 +176,8 @@ static int train_main(int argc, char **argv, const char *cmd)
         printf("usage: selfsup %s --data PATH [--test-data PATH] [--labels 1%%|10%%|100%%|N/class]%s\n"
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
-               "  [--val 0.1] [--seed 0] [--threads 2] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
-               "  [--eval-every N] [--eval-images N (per-epoch eval on the first N test images)] [--clip NORM]\n"
+               "  [--val 0.1] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
+               "  [--eval-every N] [--eval-images N (per-epoch eval on N test images spread over the set)] [--clip NORM]\n"
                "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",

@@ -45,6 +45,7 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
     }
     r->max_rollbacks = (int)args_int(a, "max-rollbacks", 3, 0, 1000, ok);
     r->debug_nan_at_step = args_int(a, "debug-nan-at-step", 0, 0, 1L << 40, ok);
+    if (!cli_read_precision(a, &r->precision)) *ok = 0;
     ss_set_threads(r->threads);
     return *ok;
 }
@@ -180,6 +181,7 @@ void run_config_json(image_run *r, const char *command)
     cJSON_AddNumberToObject(c, "val_fraction", r->val_frac);
     cJSON_AddNumberToObject(c, "seed", (double)r->seed);
     cJSON_AddNumberToObject(c, "threads", r->threads);
+    cJSON_AddStringToObject(c, "precision", ss_precision_name(r->precision));
     cJSON_AddNumberToObject(c, "processes", ss_dist_world());
     if (r->sync_bn) cJSON_AddBoolToObject(c, "sync_bn", 1);
     if (r->augment) cJSON_AddStringToObject(c, "augment", r->augment);

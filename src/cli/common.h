@@ -15,6 +15,7 @@ typedef struct image_run {
     const char *data, *test_data, *labels, *encoder, *out, *model, *augment, *optimizer;
     int epochs, batch, threads, workers, json, resume, quiet, eval_every, check_finite;
     int sync_bn; /* --sync-bn: batch norm over all MPI ranks */
+    ss_precision precision; /* --precision fp32|bf16 (the one in effect) */
     int on_nan, max_rollbacks; /* --on-nan stop|rollback, --max-rollbacks N */
     long debug_nan_at_step;    /* hidden --debug-nan-at-step N (tests) */
     float lr, wd, warmup, label_smoothing, clip;

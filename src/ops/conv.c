@@ -26,12 +26,12 @@
  *
  * A naive direct-loop reference (ss_conv2d_reference_*) is kept at the end of
  * this file; tests/test_grad_conv.c compares the fast path with it. */
-#include <cblas.h>
 #include <limits.h>
 #include <omp.h>
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "ops/gemm.h"
 #include "selfsup/runtime.h"
 #include "ops/conv_ref.h"
 
@@ -230,7 +230,7 @@ static void conv_fwd_chunk(const conv_geom *G, const float *x, const float *w, c
     im2col(G, x, B, col);
     if (B == 1) {
         /* out[O, P] = W[O, CK] · col[CK, P] directly. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)P, (int)CK, 1.0f, w, (int)CK, col,
+        ss_gemm(0, 0, (int)O, (int)P, (int)CK, 1.0f, w, (int)CK, col,
                     (int)P, 0.0f, out, (int)P);
         if (bias)
             for (int64_t o = 0; o < O; o++) {
@@ -241,7 +241,7 @@ static void conv_fwd_chunk(const conv_geom *G, const float *x, const float *w, c
         return;
     }
     /* Y[O, BP] = W[O, CK] · col[CK, BP]; out[bi, o, :] = Y[o, bi, :] + bias[o] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)BP, (int)CK, 1.0f, w, (int)CK, col, (int)BP,
+    ss_gemm(0, 0, (int)O, (int)BP, (int)CK, 1.0f, w, (int)CK, col, (int)BP,
                 0.0f, y, (int)BP);
 #pragma omp parallel for collapse(2) schedule(static) if (O * BP > PAR_MIN)
     for (int64_t bi = 0; bi < B; bi++)
@@ -283,12 +283,12 @@ static void conv_bwd_chunk(const conv_geom *G, const float *x, const float *w, c
     if (gw) {
         im2col(G, x, B, col);
         /* dW[O, CK] += dYt[O, BP] · col[CK, BP]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)O, (int)CK, (int)BP, 1.0f, d, (int)BP, col,
+        ss_gemm(0, 1, (int)O, (int)CK, (int)BP, 1.0f, d, (int)BP, col,
                     (int)BP, 1.0f, gw, (int)CK);
     }
     if (gx) {
         /* dcol[CK, BP] = W[O, CK]^T · dYt[O, BP] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CK, (int)BP, (int)O, 1.0f, w, (int)CK, d, (int)BP,
+        ss_gemm(1, 0, (int)CK, (int)BP, (int)O, 1.0f, w, (int)CK, d, (int)BP,
                     0.0f, col, (int)BP);
         /* A fresh dx (first writer) is zeroed here, chunk by chunk, by the
          * thread that fills it, instead of all at once by one thread. */

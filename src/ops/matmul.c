@@ -1,8 +1,8 @@
 /* Matrix products through CBLAS: batched matmul with transposes, and linear. */
-#include <cblas.h>
 #include <string.h>
 
 #include "core/graph_internal.h"
+#include "ops/gemm.h"
 #include "selfsup/runtime.h"
 
 /* ---- matmul ----------------------------------------------------------------
@@ -26,10 +26,10 @@ static void matmul_backward(ss_graph *g, ss_node *n)
             const float *B = b->data + p * sb, *C = gc + p * sc;
             float *A = ga + p * sa;
             if (!ta) /* dA[M,K] += dC[M,N] op(B)^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, (int)M, (int)K,
+                ss_gemm(0, !tb, (int)M, (int)K,
                             (int)N, 1.0f, C, (int)N, B, tb ? (int)K : (int)N, beta, A, (int)K);
             else /* dA[K,M] += op(B)[K,N] dC^T */
-                cblas_sgemm(CblasRowMajor, tb ? CblasTrans : CblasNoTrans, CblasTrans, (int)K, (int)M,
+                ss_gemm(tb, 1, (int)K, (int)M,
                             (int)N, 1.0f, B, tb ? (int)K : (int)N, C, (int)N, beta, A, (int)M);
         }
     }
@@ -42,10 +42,10 @@ static void matmul_backward(ss_graph *g, ss_node *n)
             /* One GEMM over the flattened batch: rows of a are independent. */
             int64_t R = batch * M;
             if (!tb) /* dB[K,N] += A^T[K,R] dC[R,N] */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)R, 1.0f, a->data,
+                ss_gemm(1, 0, (int)K, (int)N, (int)R, 1.0f, a->data,
                             (int)K, gc, (int)N, beta, gb, (int)N);
             else /* dB[N,K] += dC^T[N,R] A[R,K] */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)K, (int)R, 1.0f, gc,
+                ss_gemm(1, 0, (int)N, (int)K, (int)R, 1.0f, gc,
                             (int)N, a->data, (int)K, beta, gb, (int)K);
             return;
         }
@@ -54,10 +54,10 @@ static void matmul_backward(ss_graph *g, ss_node *n)
             float *B = gb + p * sb;
             const float bb = p > 0 && shared ? 1.0f : beta; /* a shared dB sums over the batch */
             if (!tb) /* dB[K,N] += op(A)^T[K,M] dC[M,N] */
-                cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)K, (int)N,
+                ss_gemm(!ta, 0, (int)K, (int)N,
                             (int)M, 1.0f, A, ta ? (int)M : (int)K, C, (int)N, bb, B, (int)N);
             else /* dB[N,K] += dC^T[N,M] op(A)[M,K] */
-                cblas_sgemm(CblasRowMajor, CblasTrans, ta ? CblasTrans : CblasNoTrans, (int)N, (int)K,
+                ss_gemm(1, ta, (int)N, (int)K,
                             (int)M, 1.0f, C, (int)N, A, ta ? (int)M : (int)K, bb, B, (int)K);
         }
     }
@@ -99,12 +99,12 @@ ss_tensor *ss_matmul(ss_graph *g, ss_tensor *a, ss_tensor *b, int ta, int tb)
     ss_tensor *out = ss_new(g, a->ndim, shape);
     if (!out) return NULL;
     if (shared && !ta) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)(batch * M), (int)N,
+        ss_gemm(0, tb, (int)(batch * M), (int)N,
                     (int)K, 1.0f, a->data, (int)K, b->data, tb ? (int)K : (int)N, 0.0f, out->data, (int)N);
     } else {
         int64_t sa = M * K, sb = shared ? 0 : K * N, sc = M * N;
         for (int64_t p = 0; p < batch; p++)
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+            ss_gemm(ta, tb, (int)M,
                         (int)N, (int)K, 1.0f, a->data + p * sa, ta ? (int)M : (int)K, b->data + p * sb,
                         tb ? (int)K : (int)N, 0.0f, out->data + p * sc, (int)N);
     }
@@ -136,14 +136,14 @@ static void linear_backward(ss_graph *g, ss_node *n)
         float *gx = ss_grad_fresh(g, x, &fresh);
         if (!gx) return;
         /* dx[R,IN] += dy[R,OUT] W[OUT,IN] (= on a fresh buffer) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)IN, (int)OUT, 1.0f, go, (int)OUT,
+        ss_gemm(0, 0, (int)R, (int)IN, (int)OUT, 1.0f, go, (int)OUT,
                     w->data, (int)IN, fresh ? 0.0f : 1.0f, gx, (int)IN);
     }
     if (ss_req(w)) {
         float *gw = ss_grad(g, w);
         if (!gw) return;
         /* dW[OUT,IN] += dy^T[OUT,R] x[R,IN] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OUT, (int)IN, (int)R, 1.0f, go, (int)OUT, x->data,
+        ss_gemm(1, 0, (int)OUT, (int)IN, (int)R, 1.0f, go, (int)OUT, x->data,
                     (int)IN, 1.0f, gw, (int)IN);
     }
     if (b && ss_req(b)) {
@@ -179,7 +179,7 @@ ss_tensor *ss_linear(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b)
     if (b) {
         for (int64_t r = 0; r < R; r++) memcpy(out->data + r * OUT, b->data, (size_t)OUT * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)OUT, (int)IN, 1.0f, x->data, (int)IN, w->data,
+    ss_gemm(0, 1, (int)R, (int)OUT, (int)IN, 1.0f, x->data, (int)IN, w->data,
                 (int)IN, b ? 1.0f : 0.0f, out->data, (int)OUT);
     ss_flops_add(2.0 * (double)R * (double)IN * (double)OUT);
     ss_tensor *in[3] = {x, w, b};
