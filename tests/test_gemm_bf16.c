@@ -1,7 +1,8 @@
 /* The bf16 matrix-product kernel (src/ops/gemm.c) against a scalar
  * reference that rounds the operands with ss_bf16_round and sums in double:
  * every transpose combination, sizes that cut through every block edge
- * (MR = 12 rows, NR = 32 columns, K blocks of 512, M blocks of 192, odd K,
+ * (MR = 8 rows, NR = 48 columns, transposes of 16, K blocks of 512, M blocks
+ * of 192 or more, odd K,
  * leading dimensions larger than the matrix), alpha/beta, beta = 0 over a C
  * full of NaN (never read). The threaded split gives the same bits as one
  * thread. ss_gemm follows the precision setting; a whole convnet step in
@@ -100,7 +101,7 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
 
 static void test_kernel(void)
 {
-    const int sizes[][3] = {{1, 1, 1},     {12, 32, 2},   {13, 33, 3},    {11, 31, 7},   {24, 64, 64},
+    const int sizes[][3] = {{1, 1, 1},     {12, 32, 2},   {13, 33, 3},    {11, 31, 7},   {8, 48, 16},   {9, 49, 17},  {7, 47, 31},   {24, 64, 64},
                             {37, 70, 513}, {200, 45, 33}, {5, 200, 1030}, {64, 1024, 288}, {128, 96, 1100}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int ta = 0; ta < 2; ta++)

@@ -5,19 +5,21 @@
  * so both operands are packed as 32-bit words that hold two consecutive k
  * (even k in the low half), rounded to bf16 (nearest even):
  *   A block: [MC/MR panels][KC2 pairs][MR rows]   (one word is broadcast)
- *   B panel: [KC2 pairs][NR = 32 columns]         (two zmm per pair)
- * Micro-kernel: MR = 12 rows x 32 columns = 24 zmm accumulators, the whole
+ *   B panel: [KC2 pairs][NR = 48 columns]         (three zmm per pair)
+ * Micro-kernel: MR = 8 rows x 48 columns = 24 zmm accumulators (8
+ * broadcasts and 3 loads feed 24 vdpbf16ps; 8 divides every channel count
+ * of the reference encoders), the whole
  * K block in registers, then C = alpha * acc + beta * C (beta == 0 never
  * reads C). Loops: K blocks of 2*KC2 = 512 (the first applies beta, later
- * ones add into C), M blocks of MC = 192 rows (A block 192 KB, for L2), N
- * panels of 32 (B panel <= 32 KB), then the A block's panels.
+ * ones add into C), M blocks of MC = 192 rows (A block 192 KB, for L2; more rows when
+ * the K block is short), N panels of 48 (B panel <= 48 KB), then the A block's panels.
  *
  * Threads: outside an OpenMP region and for products of >= 4 MFLOP the N
  * panels (or, when there are fewer panels than threads, the rows) are split
  * in contiguous ranges over the threads; every C element is summed by one
  * thread in a fixed order, so the same thread count gives the same bits.
  * Inside a region (the conv chunks) each call runs on its own thread.
- * Scratch: one 224 KB buffer per thread, allocated on its first bf16 call
+ * Scratch: one 240 KB buffer per thread, allocated on its first bf16 call
  * and kept (no allocation per step); if it cannot be had, that thread uses
  * fp32 sgemm instead.
  *
@@ -57,10 +59,10 @@ void ss_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define MR 12
-#define NR 32
+#define MR 8
+#define NR 48
 #define KC2 256 /* k pairs per K block */
-#define MC 192  /* rows per M block (a multiple of MR) */
+#define MC 192 /* rows per M block (a multiple of MR) */
 #define BUF_WORDS ((size_t)MC * KC2 + (size_t)KC2 * NR)
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -147,34 +149,38 @@ TGT static void pack(uint32_t *dst, int W, int layout, const float *src, int64_t
 TGT static void kernel(int k2, const uint32_t *ap, const uint32_t *bp, float *C, int64_t ldc, int mr, int nr,
                        float alpha, float beta)
 {
-    __m512 acc[MR][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    __m512 acc[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps();
     for (int kp = 0; kp < k2; kp++) {
-        __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 16),
+                 b2 = (__m512bh)_mm512_loadu_si512(bp + 32);
         bp += NR;
-#pragma GCC unroll 12
+#pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[i]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+            acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, b2);
         }
         ap += MR;
     }
-    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : (1u << nr) - 1u);
-    const __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffffu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
+    __mmask16 m[3];
+    for (int h = 0; h < 3; h++) {
+        int w = nr - 16 * h;
+        m[h] = (__mmask16)(w >= 16 ? 0xffffu : w > 0 ? (1u << w) - 1u : 0u);
+    }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
         float *c = C + (int64_t)i * ldc;
-        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);
-        if (beta != 0.0f) {
-            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), r0);
-            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), r1);
+#pragma GCC unroll 3
+        for (int h = 0; h < 3; h++) {
+            __m512 r = _mm512_mul_ps(acc[i][h], va);
+            if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[h], c + 16 * h), r);
+            _mm512_mask_storeu_ps(c + 16 * h, m[h], r);
         }
-        _mm512_mask_storeu_ps(c, m0, r0);
-        _mm512_mask_storeu_ps(c + 16, m1, r1);
     }
 }
 
