@@ -11,7 +11,7 @@
 
 #include "ops/nn_internal.h"
 
-static inline float ss_erf_fast(float x)
+__attribute__((always_inline)) static inline float ss_erf_fast(float x)
 {
     /* |x| < 1: the Taylor series to x^23 (error < 1e-9 there), which also
      * avoids 1 - (a value near 1) losing digits for small |x|. */

@@ -14,7 +14,7 @@
  * (where expf would give values below 1.7e-38) and for x = -inf; x > 0 is
  * treated as 0; NaN gives NaN. No float-to-int conversion or signed overflow
  * happens, so every input is defined behaviour. */
-static inline float ss_exp_nonpos(float x)
+__attribute__((always_inline)) static inline float ss_exp_nonpos(float x)
 {
     const float log2e = 1.44269504088896341f, c1 = 0.693359375f, c2 = -2.12194440e-4f;
     float xc = x < -87.0f ? -87.0f : (x > 0.0f ? 0.0f : x); /* x > 0 gives 1 */
