@@ -7,10 +7,10 @@
 int cli_fail(void);
 double ss_now(void);
 double ss_median(double *v, int n);
-/* --precision fp32|bf16 (default fp32): sets ss_set_precision and stores
+/* --precision fp32|bf16 (default def): sets ss_set_precision and stores
  * the precision in effect in *out. bf16 on a CPU without AVX-512 BF16 runs
  * in fp32 with a one-line notice on stderr; another name is an error (0). */
-int cli_read_precision(ss_args *a, ss_precision *out);
+int cli_read_precision(ss_args *a, const char *def, ss_precision *out);
 
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -142,9 +142,9 @@ static int bench_gemm(int threads, double peak, int json)
     return 0;
 }
 
-int cli_read_precision(ss_args *a, ss_precision *out)
+int cli_read_precision(ss_args *a, const char *def, ss_precision *out)
 {
-    const char *name = args_str(a, "precision", "fp32");
+    const char *name = args_str(a, "precision", def);
     ss_precision want;
     if (!ss_precision_parse(name, &want)) {
         ss_seterr(SS_ERR_INVALID, "--precision '%s': expected fp32 or bf16", name);
@@ -177,7 +177,7 @@ int cmd_bench(int argc, char **argv)
     int json = args_flag(&a, "json");
     int steps = (int)args_int(&a, "steps", 10, 1, 100000, &ok);
     ss_precision prec = SS_PRECISION_FP32;
-    if (!cli_read_precision(&a, &prec)) ok = 0;
+    if (!cli_read_precision(&a, "fp32", &prec)) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     ss_set_threads(threads);
     const char *all[] = {"gemm", "step-convnet-sup", "step-rotation", "step-simclr", "step-mae", "step-mlm"};

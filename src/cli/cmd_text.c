@@ -64,7 +64,7 @@ static void read_common(ss_args *a, text_cli *c, const ss_text_run_opts *o, int 
         ss_seterr(SS_ERR_INVALID, "--pool '%s': expected cls or mean", pool);
         *ok = 0;
     }
-    if (!cli_read_precision(a, &c->precision)) *ok = 0;
+    if (!cli_read_precision(a, "fp32", &c->precision)) *ok = 0;
     ss_set_threads(c->threads);
 }
 

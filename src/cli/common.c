@@ -45,7 +45,7 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
     }
     r->max_rollbacks = (int)args_int(a, "max-rollbacks", 3, 0, 1000, ok);
     r->debug_nan_at_step = args_int(a, "debug-nan-at-step", 0, 0, 1L << 40, ok);
-    if (!cli_read_precision(a, &r->precision)) *ok = 0;
+    if (!cli_read_precision(a, "fp32", &r->precision)) *ok = 0;
     ss_set_threads(r->threads);
     return *ok;
 }
