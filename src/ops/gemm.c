@@ -73,7 +73,7 @@ enum { RK = 0, KR = 1 };
 
 /* In-register transpose of a 16x16 matrix of 32-bit words (v[i] = row i
  * on entry, column i on return). */
-TGT static inline void transpose16(__m512i v[16])
+TGT __attribute__((always_inline)) static inline void transpose16(__m512i v[16])
 {
     __m512i t[16];
     for (int i = 0; i < 8; i++) {
