@@ -151,7 +151,7 @@ int cmd_demo(int argc, char **argv)
     const char *method = args_str(&a, "method", "simclr");
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     long seed = args_int(&a, "seed", 0, 0, 1L << 40, &ok);
-    int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 2, 1, 10000, &ok);
+    int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 3, 1, 10000, &ok);
     int ep1 = (int)args_int(&a, "epochs-1", quick ? 15 : 100, 1, 10000, &ok);
     int ep10 = (int)args_int(&a, "epochs-10", quick ? 2 : 10, 1, 10000, &ok);
     long rimg = args_int(&a, "robust-images", quick ? 500 : 1500, 10, 1000000, &ok);
