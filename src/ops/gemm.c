@@ -136,8 +136,8 @@ TGT __attribute__((always_inline)) static inline void pack_w(uint32_t *dst, cons
         for (int p0 = 0; p0 < rows; p0 += W) {
             uint32_t *d = dst + (int64_t)(p0 / W) * k2 * W;
             for (int kp = 0; kp < k2; kp++) {
-                const float *s0 = src + (int64_t)(2 * kp) * ld, *s1 = s0 + ld;
                 const int has1 = 2 * kp + 1 < kn;
+                const float *s0 = src + (int64_t)(2 * kp) * ld, *s1 = has1 ? s0 + ld : s0;
                 for (int r = 0; r < W; r += 16) {
                     const __mmask16 m = lanes(imin(R - p0 - r, W - r));
                     __m512 x0 = _mm512_maskz_loadu_ps(m, s0 + p0 + r);
