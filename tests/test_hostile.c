@@ -557,6 +557,7 @@ static void test_cli(void)
         {"train --bacth 64", "misspelt flag --bacth", "bacth"},
         {"pretrain --method jigsaw", "unknown method", "jigsaw"},
         {"train --optimizer adam", "unknown optimiser", "adam"},
+        {"train --precision fp16", "unknown precision", "--precision 'fp16': expected fp32 or bf16"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[1200], out[2048];
