@@ -16,75 +16,71 @@ double ss_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Peak FMA throughput: 12 independent 16-wide accumulator chains per thread. */
-typedef float v16 __attribute__((vector_size(64)));
+/* Peak throughput of one instruction: per thread, 12 independent 16-wide
+ * accumulator chains (so they stay in registers and hide the latency),
+ * n rounds; the best of two timed runs over `threads` threads. */
+typedef float (*peak_loop)(long n);
 
-static double fma_peak_gflops(int threads)
+static double peak_gflops(int threads, peak_loop loop, double flops_per_round)
 {
-    const long iters = 20000000;
+    const long rounds = 2000000;
     double best = 0;
     for (int rep = 0; rep < 2; rep++) {
         double t0 = ss_now();
         float sink = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-        {
-            v16 a, b;
-            for (int i = 0; i < 16; i++) {
-                a[i] = 0.999999f;
-                b[i] = 1e-7f;
-            }
-            /* 12 named chains so they stay in registers. */
-            v16 c0 = b, c1 = b * 2.f, c2 = b * 3.f, c3 = b * 4.f, c4 = b * 5.f, c5 = b * 6.f;
-            v16 c6 = b * 7.f, c7 = b * 8.f, c8 = b * 9.f, c9 = b * 10.f, c10 = b * 11.f, c11 = b * 12.f;
-            for (long it = 0; it < iters / 10; it++) {
-                c0 = c0 * a + b; c1 = c1 * a + b; c2 = c2 * a + b; c3 = c3 * a + b;
-                c4 = c4 * a + b; c5 = c5 * a + b; c6 = c6 * a + b; c7 = c7 * a + b;
-                c8 = c8 * a + b; c9 = c9 * a + b; c10 = c10 * a + b; c11 = c11 * a + b;
-            }
-            v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
-            sink += s[0];
-        }
-        double dt = ss_now() - t0;
-        double gf = 2.0 * 16 * 12 * (double)(iters / 10) * threads / dt / 1e9;
+        sink += loop(rounds);
+        double gf = flops_per_round * (double)rounds * threads / (ss_now() - t0) / 1e9;
         if (gf > best) best = gf;
-        if (sink == 12345.0f) printf(" ");
+        if (sink == 12345.0f) printf(" "); /* keeps the loops alive */
     }
     return best;
 }
 
+/* FMA: 2 flops per lane. */
+typedef float v16 __attribute__((vector_size(64)));
+static float fma_loop(long n)
+{
+    v16 a, b;
+    for (int i = 0; i < 16; i++) {
+        a[i] = 0.999999f;
+        b[i] = 1e-7f;
+    }
+    v16 c0 = b, c1 = b * 2.f, c2 = b * 3.f, c3 = b * 4.f, c4 = b * 5.f, c5 = b * 6.f;
+    v16 c6 = b * 7.f, c7 = b * 8.f, c8 = b * 9.f, c9 = b * 10.f, c10 = b * 11.f, c11 = b * 12.f;
+    for (long it = 0; it < n; it++) {
+        c0 = c0 * a + b; c1 = c1 * a + b; c2 = c2 * a + b; c3 = c3 * a + b;
+        c4 = c4 * a + b; c5 = c5 * a + b; c6 = c6 * a + b; c7 = c7 * a + b;
+        c8 = c8 * a + b; c9 = c9 * a + b; c10 = c10 * a + b; c11 = c11 * a + b;
+    }
+    v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    return s[0];
+}
+
+static double fma_peak_gflops(int threads) { return peak_gflops(threads, fma_loop, 2.0 * 16 * 12); }
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* Peak vdpbf16ps throughput (2 bf16 products + 2 adds per fp32 lane):
- * 12 independent accumulator chains per thread, as for FMA. */
-__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak_gflops(int threads)
+/* vdpbf16ps: 2 bf16 products + 2 adds per fp32 lane. */
+__attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(long n)
 {
-    const long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 2; rep++) {
-        double t0 = ss_now();
-        float sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-        {
-            __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33003300);
-            __m512 c0 = _mm512_set1_ps(1e-7f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0,
-                   c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-            for (long it = 0; it < iters / 10; it++) {
-                c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
-                c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
-                c6 = _mm512_dpbf16_ps(c6, a, b); c7 = _mm512_dpbf16_ps(c7, a, b); c8 = _mm512_dpbf16_ps(c8, a, b);
-                c9 = _mm512_dpbf16_ps(c9, a, b); c10 = _mm512_dpbf16_ps(c10, a, b); c11 = _mm512_dpbf16_ps(c11, a, b);
-            }
-            __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                                     _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-            s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-            sink += _mm512_reduce_add_ps(s);
-        }
-        double dt = ss_now() - t0;
-        double gf = 4.0 * 16 * 12 * (double)(iters / 10) * threads / dt / 1e9;
-        if (gf > best) best = gf;
-        if (sink == 12345.0f) printf(" ");
+    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33003300);
+    __m512 c0 = _mm512_set1_ps(1e-7f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
+           c9 = c0, c10 = c0, c11 = c0;
+    for (long it = 0; it < n; it++) {
+        c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
+        c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
+        c6 = _mm512_dpbf16_ps(c6, a, b); c7 = _mm512_dpbf16_ps(c7, a, b); c8 = _mm512_dpbf16_ps(c8, a, b);
+        c9 = _mm512_dpbf16_ps(c9, a, b); c10 = _mm512_dpbf16_ps(c10, a, b); c11 = _mm512_dpbf16_ps(c11, a, b);
     }
-    return best;
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
+    return _mm512_reduce_add_ps(s);
+}
+static double bf16_peak_gflops(int threads)
+{
+    return ss_cpu_has_bf16() ? peak_gflops(threads, bf16_loop, 4.0 * 16 * 12) : 0.0;
 }
 #else
 static double bf16_peak_gflops(int threads) { (void)threads; return 0; }
