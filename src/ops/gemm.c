@@ -7,17 +7,18 @@
  *   A block: [MC/MR panels][KC2 pairs][MR rows]   (one word is broadcast)
  *   B panel: [KC2 pairs][NR = 48 or 32 columns]   (three or two zmm per pair)
  * Micro-kernels: MR = 8 rows x 48 columns or 12 x 32 (whichever pads the
- * product less), 24 zmm accumulators either way, the whole
- * K block in registers, then C = alpha * acc + beta * C (beta == 0 never
- * reads C). Loops: K blocks of 2*KC2 = 512 (the first applies beta, later
- * ones add into C), M blocks of MC = 192 rows (A block 192 KB, for L2; more rows when
- * the K block is short), N panels (B panel <= 48 KB), then the A block's panels.
+ * product less; chosen from the whole product's shape), 24 zmm accumulators
+ * either way, the whole K block in registers, then C = alpha * acc + beta * C
+ * (beta == 0 never reads C). Loops: K blocks of 2*KC2 = 512 (the first
+ * applies beta, later ones add into C), M blocks of MC = 192 rows (A block
+ * 192 KB, for L2; more rows when the K block is short), N panels (B panel
+ * <= 48 KB), then the A block's panels.
  *
  * Threads: outside an OpenMP region and for products of >= 4 MFLOP the N
  * panels (or, when there are too few for an even share, the rows) are split
- * in contiguous ranges over the threads; every C element is summed by one
- * thread in a fixed order, so the same thread count gives the same bits.
- * Inside a region (the conv chunks) each call runs on its own thread.
+ * in contiguous ranges over the threads. Each C element is summed the same
+ * way whichever thread owns it, so the bits do not depend on the thread
+ * count. Inside a region (the conv chunks) each call runs on its own thread.
  * Scratch: one 240 KB buffer per thread, allocated on its first bf16 call
  * and kept (no allocation per step); if it cannot be had, that thread uses
  * fp32 sgemm instead.
