@@ -1,13 +1,15 @@
 /* The bf16 matrix-product kernel (src/ops/gemm.c) against a scalar
  * reference that rounds the operands with ss_bf16_round and sums in double:
- * every transpose combination, sizes that cut through every block edge
- * (MR = 8 rows, NR = 48 columns, transposes of 16, K blocks of 512, M blocks
- * of 192 or more, odd K,
- * leading dimensions larger than the matrix), alpha/beta, beta = 0 over a C
- * full of NaN (never read). The threaded split gives the same bits as one
- * thread. ss_gemm follows the precision setting; a whole convnet step in
- * bf16 stays close to fp32. Skips (and says so) on a CPU without AVX-512
- * BF16: only the rounding helper and the fp32 fallback are checked there. */
+ * every transpose combination; sizes that cut through every block edge
+ * (8x48 and 12x32 micro-kernels, transposes of 16, K blocks of 512, M
+ * blocks of 192 or more, odd K, leading dimensions larger than the matrix);
+ * alpha/beta over several K blocks; beta = 0 over a C full of NaN (never
+ * read). The threaded splits (by columns and by rows, 2 and 4 threads, some
+ * threads without work) and calls inside a parallel region give the same
+ * bits as one thread. ss_gemm follows the precision setting; a whole
+ * conv + linear step in bf16 stays close to fp32. Skips (and says so) on a
+ * CPU without AVX-512 BF16: only the rounding helper and the fp32 fallback
+ * are checked there. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -73,11 +75,17 @@ static void one_case(int ta, int tb, int M, int N, int K, float alpha, float bet
     memcpy(R, C, (size_t)nc * 4);
     memcpy(C1, C, (size_t)nc * 4);
     ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc, abs);
+    float *C4 = malloc((size_t)nc * 4);
+    memcpy(C4, C, (size_t)nc * 4);
     omp_set_num_threads(2);
     int ran = ss_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    omp_set_num_threads(4); /* more threads than panels for the narrow cases */
+    ss_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4, ldc);
     omp_set_num_threads(1);
     ss_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
     CHECK(ran == 1);
+    CHECK_MSG(!memcmp(C4, C1, (size_t)nc * 4), "ta %d tb %d M %d N %d K %d: 4 threads differ from 1", ta, tb, M, N, K);
+    free(C4);
     int bad = 0;
     double worst = 0;
     for (int i = 0; i < M; i++)
@@ -112,6 +120,37 @@ static void test_kernel(void)
             }
     one_case(0, 0, 30, 40, 50, 2.0f, 0.25f, 0);
     one_case(1, 1, 3, 5, 0, 1.0f, 0.5f, 0); /* K = 0: C = beta C */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* alpha and beta over several K blocks (beta only in the first) */
+            one_case(ta, tb, 37, 70, 1100, -0.5f, 0.75f, 1);
+            /* several M blocks (192 rows per block at K >= 512) */
+            one_case(ta, tb, 200, 45, 600, 1.0f, 1.0f, 0);
+            /* the 12x32 kernel (N = 64) with K blocks and the row split */
+            one_case(ta, tb, 256, 64, 1100, 1.0f, 0.0f, 2);
+            /* more threads than column panels: some threads get none */
+            one_case(ta, tb, 16, 100, 3000, 1.0f, 0.5f, 0);
+        }
+}
+
+/* Calls from inside a parallel region (the conv chunks' path: one call per
+ * thread, each on its own scratch buffer) give the serial call's bits. */
+static void test_in_region(void)
+{
+    enum { M = 64, N = 200, K = 288, T = 4 };
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *Cs = malloc(sizeof(float) * M * N), *Cp = malloc(sizeof(float) * T * M * N);
+    fill(A, M * K, 21), fill(B, K * N, 22);
+    omp_set_num_threads(1);
+    ss_gemm_bf16(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Cs, N);
+    int ran = 0;
+#pragma omp parallel num_threads(T) reduction(+ : ran)
+    ran += ss_gemm_bf16(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Cp + (size_t)omp_get_thread_num() * M * N, N);
+    int same = 1;
+    for (int t = 0; t < ran; t++) same &= !memcmp(Cs, Cp + (size_t)t * M * N, sizeof(float) * M * N);
+    CHECK(ran >= 1);
+    CHECK_MSG(same, "a call inside a parallel region differs from the serial one");
+    free(A), free(B), free(Cs), free(Cp);
 }
 
 /* ss_gemm follows the precision setting: fp32 is CBLAS's bits, bf16 the
@@ -187,6 +226,7 @@ int main(void)
         printf("test_gemm_bf16: this CPU has no AVX-512 BF16: the bf16 kernel tests are skipped\n");
     } else {
         test_kernel();
+        test_in_region();
     }
     test_conv_step();
     TEST_MAIN_END();

@@ -259,7 +259,7 @@ int cmd_demo(int argc, char **argv)
         snprintf(model, sizeof model, "%.900s/last.safetensors", d[arm_i]);
         snprintf(rdir, sizeof rdir, "%.900s/robustness", d[arm_i]);
         char *av[] = {"robustness", "--model", model, "--data", (char *)data, "--max-images", ri, "--threads", th,
-                      "--out", rdir};
+                      "--precision", pr, "--out", rdir};
         char stage[128];
         snprintf(stage, sizeof stage, "3/4 robustness of the %s model (1%% labels)", i ? "self-supervised" : "scratch");
         if (run_cmd(cmd_robustness, stage, av, (int)(sizeof av / sizeof av[0]))) return 1;

@@ -12,7 +12,7 @@ int cmd_eval(int argc, char **argv)
     if (ss_args_parse(&a, "eval", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup eval --model CHECKPOINT [--data PATH (default: the test split of "
-               "fashion-mnist)] [--split test|train] [--threads 2] [--json]\n");
+               "fashion-mnist)] [--split test|train] [--threads 2] [--precision fp32|bf16] [--json]\n");
         return 0;
     }
     int ok = 1;
@@ -22,6 +22,8 @@ int cmd_eval(int argc, char **argv)
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     int json = args_flag(&a, "json");
     long max_images = args_int(&a, "max-images", 0, 0, 1L << 40, &ok);
+    ss_precision prec;
+    if (!cli_read_precision(&a, "fp32", &prec)) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!model) {
         fprintf(stderr, "selfsup eval: --model CHECKPOINT is required\n");

@@ -58,7 +58,7 @@ int cmd_robustness(int argc, char **argv)
     if (ss_args_parse(&a, "robustness", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup robustness --model CHECKPOINT [--data PATH (test split)] [--only LIST]\n"
-               "  [--max-images N] [--seed 0] [--threads 2] [--out DIR (robustness.json, robustness.png,\n"
+               "  [--max-images N] [--seed 0] [--threads 2] [--precision fp32|bf16] [--out DIR (robustness.json, robustness.png,\n"
                "  corruptions.png)] [--json]\n");
         return 0;
     }
@@ -71,6 +71,8 @@ int cmd_robustness(int argc, char **argv)
     uint64_t seed = (uint64_t)args_int(&a, "seed", 0, 0, 1L << 40, &ok);
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     int json = args_flag(&a, "json");
+    ss_precision prec;
+    if (!cli_read_precision(&a, "fp32", &prec)) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!model) {
         fprintf(stderr, "selfsup robustness: --model CHECKPOINT is required\n");

@@ -36,6 +36,7 @@ static int detect_bf16(void)
     if ((lo & 0xE6u) != 0xE6u) return 0; /* OS saves SSE, AVX and the AVX-512 state */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     if (!(b & (1u << 16)) || !(b & (1u << 30)) || !(b & (1u << 31))) return 0; /* AVX512F, BW, VL */
+    if (a < 1) return 0; /* no leaf 7 subleaf 1 */
     if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
     return (a >> 5) & 1u; /* AVX512_BF16 */
 }

@@ -197,7 +197,7 @@ static void unary_backward(ss_graph *g, ss_node *n)
             for (int64_t i = 0; i < N; i++) gx[i] = xd[i] > 0.0f ? go[i] : 0.0f;
             return;
         case U_GELU:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN / 8)
+#pragma omp parallel for simd schedule(static) if (parallel : N > PAR_MIN / 8)
             for (int64_t i = 0; i < N; i++) {
                 float v = xd[i];
                 float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
@@ -231,7 +231,7 @@ static void unary_backward(ss_graph *g, ss_node *n)
         break;
     case U_GELU:
         /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN / 8)
+#pragma omp parallel for simd schedule(static) if (parallel : N > PAR_MIN / 8)
         for (int64_t i = 0; i < N; i++) {
             float v = xd[i];
             float cdf = 0.5f * (1.0f + ss_erf_fast(v * INV_SQRT2));
@@ -279,7 +279,7 @@ static ss_tensor *unary(ss_graph *g, ss_tensor *x, int op, float s)
         for (int64_t i = 0; i < N; i++) o[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
         break;
     case U_GELU:
-#pragma omp parallel for simd schedule(static) if (N > PAR_MIN / 8)
+#pragma omp parallel for simd schedule(static) if (parallel : N > PAR_MIN / 8)
         for (int64_t i = 0; i < N; i++) o[i] = 0.5f * xd[i] * (1.0f + ss_erf_fast(xd[i] * INV_SQRT2));
         break;
     case U_SIGMOID:

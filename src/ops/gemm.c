@@ -23,8 +23,10 @@
  * and kept (no allocation per step); if it cannot be had, that thread uses
  * fp32 sgemm instead.
  *
- * The instructions treat bf16 denormals as zero; ss_bf16_round (the scalar
- * reference) keeps them, which matters only below 1.2e-38. */
+ * The instructions treat denormal inputs as zero and flush denormal results
+ * (they do not consult MXCSR); ss_bf16_round (the scalar reference) keeps
+ * them, which matters only below 1.2e-38. If a thread cannot allocate its
+ * scratch buffer (out of memory), its share of the product runs in fp32. */
 #include "ops/gemm.h"
 
 #include <cblas.h>
@@ -140,9 +142,10 @@ TGT __attribute__((always_inline)) static inline void pack_w(uint32_t *dst, cons
                 const int has1 = 2 * kp + 1 < kn;
                 const float *s0 = src + (int64_t)(2 * kp) * ld, *s1 = has1 ? s0 + ld : s0;
                 for (int r = 0; r < W; r += 16) {
+                    /* rows at or past R load nothing (and form no pointer past them) */
                     const __mmask16 m = lanes(imin(R - p0 - r, W - r));
-                    __m512 x0 = _mm512_maskz_loadu_ps(m, s0 + p0 + r);
-                    __m512 x1 = has1 ? _mm512_maskz_loadu_ps(m, s1 + p0 + r) : _mm512_setzero_ps();
+                    __m512 x0 = m ? _mm512_maskz_loadu_ps(m, s0 + p0 + r) : _mm512_setzero_ps();
+                    __m512 x1 = m && has1 ? _mm512_maskz_loadu_ps(m, s1 + p0 + r) : _mm512_setzero_ps();
                     _mm512_mask_storeu_epi32(d + (int64_t)kp * W + r, lanes(W - r),
                                              _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
                 }
@@ -164,7 +167,8 @@ TGT __attribute__((always_inline)) static inline void pack_w(uint32_t *dst, cons
                     continue;
                 }
                 const float *s = src + (int64_t)(r0 + q) * ld + k0;
-                v[q] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mhi, s + 16), _mm512_maskz_loadu_ps(mlo, s));
+                __m512 hi = n > 16 ? _mm512_maskz_loadu_ps(mhi, s + 16) : _mm512_setzero_ps();
+                v[q] = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_maskz_loadu_ps(mlo, s));
             }
             transpose16(v);
             for (int p = 0; p < np; p++) store_rows(dst, W, k2, rows, r0, k0 / 2 + p, v[p]);
@@ -211,6 +215,7 @@ TGT static void pack(uint32_t *dst, int W, int rows, int layout, const float *sr
             float *c = C + (int64_t)i * ldc;                                                                           \
             _Pragma("GCC unroll 3") for (int h = 0; h < NV; h++)                                                       \
             {                                                                                                          \
+                if (16 * h >= nr) break; /* no pointer past the row's end */                                          \
                 __m512 r = _mm512_mul_ps(acc[i][h], va);                                                               \
                 if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[h], c + 16 * h), r);                 \
                 _mm512_mask_storeu_ps(c + 16 * h, m[h], r);                                                            \
