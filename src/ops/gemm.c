@@ -20,8 +20,7 @@
  * way whichever thread owns it, so the bits do not depend on the thread
  * count. Inside a region (the conv chunks) each call runs on its own thread.
  * Scratch: one 240 KB buffer per thread, allocated on its first bf16 call
- * and kept (no allocation per step); if it cannot be had, that thread uses
- * fp32 sgemm instead.
+ * and kept until the thread exits (no allocation per step).
  *
  * The instructions treat denormal inputs as zero and flush denormal results
  * (they do not consult MXCSR); ss_bf16_round (the scalar reference) keeps
@@ -31,6 +30,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,12 +271,28 @@ TGT static void gemm_serial(cfg c, int ta, int tb, int M, int N, int K, float al
     }
 }
 
-static _Thread_local uint32_t *tls_buf;
+/* The calling thread's scratch buffer, made on its first bf16 product and
+ * freed when the thread exits (a pthread key's destructor: OpenMP pools
+ * that grow and shrink with the thread count must not leak one per thread). */
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static int buf_key_ok;
+
+static void buf_free(void *p) { free(p); }
+static void buf_key_init(void) { buf_key_ok = pthread_key_create(&buf_key, buf_free) == 0; }
 
 static uint32_t *thread_buf(void)
 {
-    if (!tls_buf) tls_buf = aligned_alloc(64, BUF_WORDS * sizeof(uint32_t));
-    return tls_buf;
+    if (pthread_once(&buf_once, buf_key_init) != 0 || !buf_key_ok) return NULL;
+    uint32_t *b = pthread_getspecific(buf_key);
+    if (!b) {
+        b = aligned_alloc(64, BUF_WORDS * sizeof(uint32_t));
+        if (b && pthread_setspecific(buf_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
 }
 
 /* One thread's share: rows [i0, i0+m) x columns [j0, j0+n) of C. */
