@@ -46,7 +46,7 @@ def peak_rss_mib():
 # ----------------------------------------------------------------------------
 # PyTorch side (runs in a worker process: --torch-worker NAME)
 # ----------------------------------------------------------------------------
-def torch_worker(name, threads, steps):
+def torch_worker(name, threads, steps, bf16=False):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -59,9 +59,10 @@ def torch_worker(name, threads, steps):
 
     if name == "gemm":
         n = 1024
-        a = torch.randn(n, n)
-        b = torch.randn(n, n)
-        c = torch.empty(n, n)
+        dt = torch.bfloat16 if bf16 else torch.float32
+        a = torch.randn(n, n).to(dt)
+        b = torch.randn(n, n).to(dt)
+        c = torch.empty(n, n, dtype=dt)
         ts = []
         for i in range(18):
             t0 = time.perf_counter()
@@ -135,7 +136,11 @@ def torch_worker(name, threads, steps):
     for i in range(steps + 3):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
+        if bf16:  # PyTorch's own mixed precision on the CPU (oneDNN bf16 kernels)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = loss_fn()
+        else:
+            loss = loss_fn()
         loss.backward()
         opt.step()
         if i >= 3:
@@ -252,10 +257,13 @@ def main():
     ap.add_argument("--torch-default-spin", action="store_true",
                     help="leave PyTorch with libgomp's default spin-wait (by default both sides run with "
                          "GOMP_SPINCOUNT=10000, which the selfsup CLI sets for itself)")
+    ap.add_argument("--torch-bf16", action="store_true",
+                    help="run PyTorch under torch.autocast('cpu', dtype=torch.bfloat16) (gemm: bf16 tensors): "
+                         "mixed precision on both sides when selfsup gets --selfsup-args '--precision bf16'")
     ap.add_argument("--torch-worker", metavar="NAME", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
-        print(json.dumps(torch_worker(a.torch_worker, a.threads, a.steps)))
+        print(json.dumps(torch_worker(a.torch_worker, a.threads, a.steps, a.torch_bf16)))
         return 0
     names = a.names or ALL
     for n in names:
@@ -282,7 +290,8 @@ def main():
                                         str(a.steps)] + a.selfsup_args.split() + [n], env))
                 else:
                     pt.append(run_json([sys.executable, os.path.abspath(__file__), "--torch-worker", n,
-                                        "--threads", str(a.threads), "--steps", str(a.steps)], env))
+                                        "--threads", str(a.threads), "--steps", str(a.steps)]
+                                       + (["--torch-bf16"] if a.torch_bf16 else []), env))
         rs = statistics.median(throughput(d) / throughput(e) for d, e in zip(ss, pt))
         rows.append({
             "bench": n,
