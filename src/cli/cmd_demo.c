@@ -38,6 +38,10 @@ static int run_cmd(int (*fn)(int, char **), const char *stage, char **argv, int 
     fprintf(stderr, "\n== %s\n   selfsup", stage);
     for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
     fprintf(stderr, "\n");
+    /* Stages run in this process and the precision is process-wide: each
+     * stage starts from the library default, as it would on its own, and
+     * sets its own with --precision. */
+    ss_set_precision(SS_PRECISION_FP32);
     int rc = fn(argc - 1, argv + 1);
     if (rc) fprintf(stderr, "selfsup demo: stage '%s' failed\n", stage);
     return rc;
