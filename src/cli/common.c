@@ -8,6 +8,21 @@
 #include "selfsup/dist.h"
 #include "selfsup/fileio.h"
 
+int cli_read_precision(ss_args *a, const char *def, ss_precision *out)
+{
+    const char *name = args_str(a, "precision", def);
+    ss_precision want;
+    if (!ss_precision_parse(name, &want)) {
+        ss_seterr(SS_ERR_INVALID, "--precision '%s': expected fp32 or bf16", name);
+        return 0;
+    }
+    *out = ss_set_precision(want);
+    if (*out != want)
+        fprintf(stderr, "selfsup: --precision bf16: this CPU has no AVX-512 BF16 (or this build lacks the kernel); "
+                        "running in fp32\n");
+    return 1;
+}
+
 int run_read_flags(image_run *r, ss_args *a, int *ok)
 {
     r->data = args_str(a, "data", r->data ? r->data : "/usr/share/datasets/fashion-mnist");
