@@ -132,6 +132,32 @@ int main(void)
     CHECK_OK(ss_tokenizer_load(p, &tok));
     ss_tokenizer_free(tok);
 
+    /* 1b. tokenizer encode: one line of ids per argument or per line of --file
+     * (CRLF and a missing final newline handled); "--" ends the options. */
+    {
+        char lp[512];
+        snprintf(lp, sizeof lp, "%s/lines.txt", dir);
+        FILE *f = fopen(lp, "wb");
+        CHECK(f != NULL);
+        if (f) {
+            fputs("the film is great\r\n-- dull plot\n\nboring", f);
+            fclose(f);
+        }
+        char *a1 = NULL, *a2 = NULL;
+        CHECK(run(&a1, "tokenizer encode --tokenizer tok.json --file lines.txt") == 0);
+        CHECK(run(&a2, "tokenizer encode --tokenizer tok.json -- 'the film is great' '-- dull plot' '' boring") == 0);
+        CHECK(a1 && a2 && !strcmp(a1, a2));
+        int lines = 0;
+        for (const char *c = a1; c && *c; c++) lines += *c == '\n';
+        CHECK(lines == 4);
+        CHECK(a1 && strstr(a1, "\n\n") != NULL); /* the empty line encodes to no ids */
+        free(a1);
+        free(a2);
+        CHECK(run(NULL, "tokenizer encode --tokenizer tok.json '-- dull'") == 1); /* an unknown flag without -- */
+        CHECK(run(NULL, "tokenizer encode --tokenizer tok.json --file missing.txt") == 1);
+        CHECK(err_has("missing.txt"));
+    }
+
     /* 2. MLM pretraining: the checkpoint carries the tokenizer */
     CHECK(run(&o, "pretrain --method mlm --text corpus.txt --tokenizer tok.json --seq-len 32 --batch 16 "
                   "--epochs 1 %s --out mlm --json", asan ? "--max-steps 2" : "") == 0);

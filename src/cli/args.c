@@ -10,7 +10,11 @@ ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
     a->cmd = cmd;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
-        if (strncmp(s, "--", 2) == 0 && s[2]) {
+        if (!strcmp(s, "--") && !a->dashdash) { /* end of options: the rest is positional */
+            a->dashdash = 1;
+            continue;
+        }
+        if (!a->dashdash && strncmp(s, "--", 2) == 0 && s[2]) {
             if (a->n == ARGS_MAX) return ss_seterr(SS_ERR_INVALID, "too many flags");
             const char *eq = strchr(s, '=');
             if (eq) {

@@ -14,6 +14,7 @@ typedef struct ss_args {
     int used[ARGS_MAX];
     int n;
     const char *pos[ARGS_MAX]; /* positional arguments */
+    int dashdash;              /* "--" seen: every later argument is positional */
     int npos;
     const char *cmd;
 } ss_args;

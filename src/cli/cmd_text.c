@@ -211,7 +211,8 @@ int cmd_tokenizer(int argc, char **argv)
     if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         printf("usage: selfsup tokenizer train --text CORPUS [--vocab 8192] [--min-frequency 2] [--no-lowercase]\n"
                "         [--by-line] --out tok.json\n"
-               "       selfsup tokenizer encode --tokenizer tok.json TEXT...\n"
+               "       selfsup tokenizer encode --tokenizer tok.json [--file LINES.txt] [--] TEXT...\n"
+               "         (one line of token ids per TEXT, or per line of --file)\n"
                "Byte-level BPE in the Hugging Face tokenizers JSON format. CORPUS: a text file (one sample per\n"
                "line), a .csv/.tsv (its text column) or a folder (one sample per file).\n");
         return sub ? 0 : 2;
@@ -221,6 +222,7 @@ int cmd_tokenizer(int argc, char **argv)
     int ok = 1;
     if (!strcmp(sub, "encode")) {
         const char *tp = args_str(&a, "tokenizer", NULL);
+        const char *file = args_str(&a, "file", NULL);
         if (!ok || ss_args_finish(&a)) return cli_fail();
         if (!tp) {
             fprintf(stderr, "selfsup tokenizer encode: --tokenizer tok.json is required\n");
@@ -228,15 +230,48 @@ int cmd_tokenizer(int argc, char **argv)
         }
         ss_tokenizer *tok = NULL;
         if (load_tokenizer_any(tp, &tok)) return fail("tokenizer");
-        for (int i = 0; i < a.npos; i++) {
-            size_t len = strlen(a.pos[i]);
-            int64_t k = ss_tokenizer_encode(tok, a.pos[i], len, NULL, 0);
-            int32_t *ids = malloc(sizeof(int32_t) * (size_t)(k ? k : 1));
-            ss_tokenizer_encode(tok, a.pos[i], len, ids, k);
+        char *buf = NULL;
+        size_t blen = 0;
+        if (file && ss_read_file(file, (size_t)1 << 31, (void **)&buf, &blen)) {
+            ss_tokenizer_free(tok);
+            return fail("tokenizer encode");
+        }
+        /* One line of ids per TEXT argument, or per line of --file. */
+        int64_t cap = 0;
+        int32_t *ids = NULL;
+        size_t pos = 0;
+        for (int i = 0; file ? pos < blen : i < a.npos; i++) {
+            const char *tx;
+            size_t len;
+            if (file) {
+                tx = buf + pos;
+                const char *nl = memchr(tx, '\n', blen - pos);
+                len = nl ? (size_t)(nl - tx) : blen - pos;
+                pos += len + (nl != NULL);
+                if (len && tx[len - 1] == '\r') len--;
+            } else {
+                tx = a.pos[i];
+                len = strlen(tx);
+            }
+            int64_t k = ss_tokenizer_encode(tok, tx, len, NULL, 0);
+            if (k > cap) {
+                int32_t *p = realloc(ids, sizeof(int32_t) * (size_t)k);
+                if (!p) {
+                    free(ids);
+                    free(buf);
+                    ss_tokenizer_free(tok);
+                    fprintf(stderr, "selfsup tokenizer encode: out of memory\n");
+                    return 1;
+                }
+                ids = p;
+                cap = k;
+            }
+            ss_tokenizer_encode(tok, tx, len, ids, k);
             for (int64_t j = 0; j < k; j++) printf("%s%d", j ? " " : "", ids[j]);
             printf("\n");
-            free(ids);
         }
+        free(ids);
+        free(buf);
         ss_tokenizer_free(tok);
         return 0;
     }
