@@ -3,9 +3,12 @@
  * the student trained against those targets agrees with the teacher on most
  * images (the loss it minimises is the soft cross-entropy to the teacher),
  * result.json says how many images it was distilled on, and a wrong teacher
- * gets a one-line error naming the file. Skips when the CLI or
+ * gets a one-line error naming the file; --semi fixmatch builds its pool,
+ * pseudo-labels confident images, is deterministic and refuses --distill.
+ * Skips when the CLI or
  * Fashion-MNIST is absent. */
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "selfsup/safetensors.h"
@@ -43,6 +46,13 @@ out:
     ss_st_close(A);
     ss_st_close(B);
     return changed;
+}
+
+static const char *pre_ck(const char *dir)
+{
+    static char p[400];
+    snprintf(p, sizeof p, "%s/teacher/last.safetensors", dir);
+    return p;
 }
 
 static double json_num(const char *js, const char *key)
@@ -90,6 +100,50 @@ int main(void)
     printf("student agreement with the teacher's targets in the last epoch: %.3f\n", agree);
     if (!small) CHECK_MSG(agree > 0.7, "agreement %.3f", agree);
     else CHECK(agree >= 0);
+
+    /* --semi fixmatch from the teacher (a classifier: its head is loaded
+     * too): the pool is every unlabelled image plus the labelled ones
+     * repeated round(n_u / (7 n_l)) times; with threshold 0.5 the teacher's
+     * confident weak-view predictions become pseudo-labels, and the log says
+     * how many and how often they agree with the labels training never
+     * reads; two runs give the same bits; and it does not mix with --distill. */
+    {
+        int nu = n - 100, rep = (int)((double)nu / 700.0 + 0.5);
+        if (rep < 1) rep = 1;
+        for (int k = 0; k < 2; k++) {
+            snprintf(c, sizeof c,
+                     "%s train --data %s --max-images %d --labels 10/class --epochs 1 --batch 32 --threads 2 "
+                     "--semi fixmatch --semi-threshold 0.5 --model %s/teacher/last.safetensors --out %s/semi%d "
+                     "> /dev/null 2> %s/semi%d.txt",
+                     bin, data, n, tmp, tmp, k, tmp, k);
+            CHECK_MSG(system(c) == 0, "%s", c);
+        }
+        snprintf(p, sizeof p, "%s/semi0/config.json", tmp);
+        char *cfg = slurp(p);
+        CHECK_NEAR(json_num(cfg, "semi_labelled_repeat"), rep, 0);
+        CHECK_NEAR(json_num(cfg, "semi_pool"), nu + 100 * rep, 0);
+        CHECK_MSG(cfg && strstr(cfg, "\"head_from_model\":true"), "%s", cfg ? cfg : "");
+        snprintf(p, sizeof p, "%s/semi0.txt", tmp);
+        char *log = slurp(p);
+        const char *ln = log ? strstr(log, "semi: epoch 1: ") : NULL;
+        double above = ln ? atof(ln + strlen("semi: epoch 1: ")) : -1;
+        const char *ag = ln ? strstr(ln, "agree with the hidden labels on ") : NULL;
+        double agree_pl = ag ? atof(ag + strlen("agree with the hidden labels on ")) : -1;
+        printf("semi: %.1f%% of unlabelled images pseudo-labelled, %.1f%% of those right\n", above, agree_pl);
+        CHECK_MSG(above > 5 && above <= 100, "%.1f%% above the threshold", above);
+        CHECK_MSG(agree_pl > 40, "pseudo-labels right on %.1f%%", agree_pl); /* 10 classes: chance is 10% */
+        char a0[400], a1[400];
+        snprintf(a0, sizeof a0, "%s/semi0/last.safetensors", tmp);
+        snprintf(a1, sizeof a1, "%s/semi1/last.safetensors", tmp);
+        CHECK_MSG(encoder_weights_changed(a0, a1) == 0, "two --semi runs with one seed differ");
+        CHECK_MSG(encoder_weights_changed(pre_ck(tmp), a0) > 0, "--semi did not train the encoder");
+        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi fixmatch "
+                 "--distill %s/teacher/last.safetensors 2> /dev/null", bin, data, tmp);
+        CHECK(WEXITSTATUS(system(c)) == 2);
+        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi mixmatch 2> /dev/null",
+                 bin, data);
+        CHECK(WEXITSTATUS(system(c)) == 2);
+    }
 
     /* finetune --lp-epochs: the encoder stays frozen for those epochs (its
      * weights equal the pretrained ones when lp-epochs = epochs), then trains. */

@@ -33,6 +33,17 @@ typedef struct sup_ctx {
     /* --eval-images N: N test images spread evenly over the test set (the
      * first N of a class-ordered image folder would be one or two classes). */
     int32_t *eval_idx;
+    /* --semi fixmatch (Sohn et al. 2020): per batch, labelled images (weak
+     * view, x[0]) get cross-entropy with their label; every other image gets
+     * cross-entropy between the model's prediction on its strong view (x[1])
+     * and the pseudo-label the current model, in eval mode and without
+     * gradients, gives its weak view, counted only where that prediction's
+     * probability is >= tau; loss = mean_labelled + w * sum_unlabelled / n_u. */
+    int semi;
+    float tau, semi_w;
+    const unsigned char *is_lab; /* per training-set index */
+    ss_graph *g2;                /* the pseudo-labelling forward */
+    double n_unl, n_mask, n_pl_right, n_pl_known; /* this epoch, for the log line */
 } sup_ctx;
 
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
@@ -62,10 +73,80 @@ static ss_tensor *distill_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, ss_te
     return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -s->temp * s->temp / (float)b->n);
 }
 
+static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *correct, double *count)
+{
+    int C = s->m->nclasses;
+    int64_t n = b->n, img = (int64_t)b->c * b->h * b->w, nu = 0, nl = 0;
+    ss_arena *ar = ss_graph_arena(g);
+    float *x = ss_arena_alloc(ar, (size_t)(n * img) * sizeof(float));
+    float *t = ss_arena_alloc(ar, (size_t)(n * C) * sizeof(float));
+    int32_t *urow = ss_arena_alloc(ar, (size_t)n * sizeof(int32_t));
+    if (!x || !t || !urow) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        if (s->is_lab[b->idx[i]]) nl++;
+        else urow[nu++] = (int32_t)i;
+    }
+    /* Pseudo-labels: weak views of the unlabelled rows, eval mode, no grad. */
+    const float *pl = NULL;
+    if (nu > 0) {
+        ss_graph_reset(s->g2);
+        float *xu = ss_arena_alloc(ss_graph_arena(s->g2), (size_t)(nu * img) * sizeof(float));
+        if (!xu) return ss_op_error(g, "semi", "out of memory");
+        for (int64_t k = 0; k < nu; k++) memcpy(xu + k * img, b->x[0] + urow[k] * img, (size_t)img * sizeof(float));
+        ss_tensor *lu = ss_model_logits(s->g2, s->m, ss_wrap(s->g2, xu, 4, (int64_t[]){nu, b->c, b->h, b->w}));
+        if (!lu) return ss_op_error(g, "semi", "pseudo-labelling forward: %s", ss_graph_errmsg(s->g2));
+        pl = lu->data;
+    }
+    memset(t, 0, (size_t)(n * C) * sizeof(float));
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float *ti = t + i * C;
+        if (s->is_lab[b->idx[i]]) { /* weak view, true label */
+            memcpy(x + i * img, b->x[0] + i * img, (size_t)img * sizeof(float));
+            int y = b->y[i];
+            if (y >= 0 && y < C) ti[y] = 1.0f / (float)nl;
+            continue;
+        }
+        memcpy(x + i * img, b->x[1] + i * img, (size_t)img * sizeof(float)); /* strong view */
+        const float *l = pl + k++ * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[best]) best = c;
+        double z = 0;
+        for (int c = 0; c < C; c++) z += exp((double)(l[c] - l[best]));
+        double conf = 1.0 / z; /* softmax probability of the argmax */
+        s->n_unl += 1;
+        if (conf >= s->tau) {
+            ti[best] = s->semi_w / (float)nu;
+            s->n_mask += 1;
+            if (b->y && b->y[i] >= 0) { /* hidden label: for the log only, never for training */
+                s->n_pl_known += 1;
+                s->n_pl_right += b->y[i] == best;
+            }
+        }
+    }
+    ss_tensor *logits = ss_model_logits(g, s->m, ss_wrap(g, x, 4, (int64_t[]){n, b->c, b->h, b->w}));
+    if (!logits) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        if (!s->is_lab[b->idx[i]]) continue;
+        const float *l = logits->data + i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[best]) best = c;
+        *correct += best == b->y[i];
+        *count += 1;
+    }
+    ss_tensor *ls = ss_log_softmax(g, logits);
+    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){n, C});
+    if (!ls || !tt) return NULL;
+    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -1.0f);
+}
+
 /* logits = head(encoder(x)); CE over the batch labels. */
 static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
 {
     sup_ctx *s = ctx;
+    if (s->semi) return semi_loss(s, g, b, correct, count);
     ss_tensor *x = ss_wrap(g, b->x[0], 4, (int64_t[]){b->n, b->c, b->h, b->w});
     ss_tensor *logits = ss_model_logits(g, s->m, x);
     if (logits && s->soft) {
@@ -108,6 +189,17 @@ static void sup_before_step(void *ctx, int64_t step)
 static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
 {
     sup_ctx *s = ctx;
+    if (s->semi && s->n_unl > 0) {
+        if (!s->r->quiet && ss_dist_rank() == 0) {
+            fprintf(stderr, "semi: epoch %lld: %.1f%% of unlabelled images above the threshold %.2f", (long long)epoch + 1,
+                    100.0 * s->n_mask / s->n_unl, (double)s->tau);
+            if (s->n_pl_known > 0) /* the data set's own labels, which training never reads for these images */
+                fprintf(stderr, "; their pseudo-labels agree with the hidden labels on %.1f%%",
+                        100.0 * s->n_pl_right / s->n_pl_known);
+            fprintf(stderr, "\n");
+        }
+        s->n_unl = s->n_mask = s->n_pl_right = s->n_pl_known = 0;
+    }
     int last = epoch + 1 == s->epochs;
     if (!last && s->eval_every > 0 && (epoch + 1) % s->eval_every != 0) return SS_OK;
     image_run *r = s->r;
@@ -185,7 +277,11 @@ static int train_main(int argc, char **argv, const char *cmd)
                           "  [--lp-epochs N: train the head alone on the frozen encoder for N epochs, then fine-tune all]"
                         : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]\n"
                           "  [--distill TEACHER [--distill-temp 1]: train on every training image against the\n"
-                          "   teacher's predictions (labelled images keep their labels)]");
+                          "   teacher's predictions (labelled images keep their labels)]\n"
+                          "  [--semi fixmatch: labelled images plus pseudo-labels on every other training image, from\n"
+                          "   the model itself on a weak view, learned on a strong view (Sohn et al. 2020);\n"
+                          "   --semi-threshold 0.95 --semi-weight 1 --semi-ratio 7 (unlabelled per labelled image)\n"
+                          "   --strong-augment SPEC; with --model a classifier checkpoint, its head is loaded too]");
         return 0;
     }
     image_run r;
@@ -204,7 +300,20 @@ static int train_main(int argc, char **argv, const char *cmd)
     double ck_min = args_float(&a, "checkpoint-minutes", 0, 0, 1e6, &ok);
     const char *distill = finetune ? NULL : args_str(&a, "distill", NULL);
     float dtemp = (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok);
+    const char *semi = finetune ? NULL : args_str(&a, "semi", NULL);
+    float semi_tau = (float)args_float(&a, "semi-threshold", 0.95, 0, 1, &ok);
+    float semi_w = (float)args_float(&a, "semi-weight", 1.0, 0, 100, &ok);
+    long semi_mu = args_int(&a, "semi-ratio", 7, 1, 1000, &ok);
+    const char *strong_spec = args_str(&a, "strong-augment", NULL);
     if (!ok || ss_args_finish(&a)) return cli_fail();
+    if (semi && strcmp(semi, "fixmatch")) {
+        fprintf(stderr, "selfsup train: --semi takes fixmatch (got '%s')\n", semi);
+        return 2;
+    }
+    if (semi && distill) {
+        fprintf(stderr, "selfsup train: --semi and --distill are two ways to use the unlabelled images: pick one\n");
+        return 2;
+    }
     if (finetune && !r.model) {
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
         return 2;
@@ -220,7 +329,7 @@ static int train_main(int argc, char **argv, const char *cmd)
         run_free(&r);
         return cli_fail();
     }
-    if (!r.epochs) r.epochs = distill ? 10 : default_epochs(r.nlab);
+    if (!r.epochs) r.epochs = distill || semi ? 10 : default_epochs(r.nlab);
     if (!r.augment) r.augment = default_sup_augment(r.train.c, r.train.h);
     if (!r.eval_every) r.eval_every = r.epochs > 20 ? r.epochs / 20 : 1;
     ss_augment *aug = NULL;
@@ -228,12 +337,63 @@ static int train_main(int argc, char **argv, const char *cmd)
         run_free(&r);
         return cli_fail();
     }
+    /* --semi: the pool is every training image outside the labelled and
+     * validation sets, plus the labelled images repeated so that a batch
+     * holds about one labelled image per semi_mu unlabelled ones. */
+    ss_augment *strong = NULL;
+    unsigned char *is_lab = NULL;
+    int32_t *pool = NULL;
+    int64_t npool = 0, lab_repeat = 0;
+    if (semi) {
+        if (!strong_spec) strong_spec = r.train.c == 1 ? (r.train.h <= 28 ? "crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5"
+                                                                            : "crop:4,hflip,jitter:0.4:0.4@0.8,erase:0.5")
+                                                       : (r.train.h <= 28 ? "crop:2,hflip,jitter:0.4:0.4:0.4@0.8,erase:0.5"
+                                                                          : "crop:4,hflip,jitter:0.4:0.4:0.4@0.8,erase:0.5");
+        if (ss_augment_parse(strong_spec, &strong)) {
+            ss_augment_free(aug);
+            run_free(&r);
+            return cli_fail();
+        }
+        is_lab = calloc((size_t)r.train.n, 1);
+        unsigned char *is_val = calloc((size_t)r.train.n, 1);
+        int64_t nu = 0;
+        if (is_lab && is_val) {
+            for (int64_t j = 0; j < r.nlab; j++) is_lab[r.lab_idx[j]] = 1;
+            for (int64_t j = 0; j < r.nval; j++) is_val[r.val_idx[j]] = 1;
+            for (int64_t i = 0; i < r.train.n; i++) nu += !is_lab[i] && !is_val[i];
+            lab_repeat = r.nlab > 0 ? (int64_t)((double)nu / (double)(semi_mu * r.nlab) + 0.5) : 0;
+            if (lab_repeat < 1) lab_repeat = 1;
+            pool = malloc(sizeof(int32_t) * (size_t)(nu + lab_repeat * r.nlab + 1));
+        }
+        if (pool) {
+            for (int64_t i = 0; i < r.train.n; i++)
+                if (!is_lab[i] && !is_val[i]) pool[npool++] = (int32_t)i;
+            for (int64_t k = 0; k < lab_repeat; k++)
+                for (int64_t j = 0; j < r.nlab; j++) pool[npool++] = r.lab_idx[j];
+        }
+        free(is_val);
+        if (!pool || r.nlab == 0 || nu == 0) {
+            if (pool) fprintf(stderr, "selfsup train: --semi needs labelled and unlabelled images (%lld labelled, %lld unlabelled)\n",
+                              (long long)r.nlab, (long long)nu);
+            else fprintf(stderr, "selfsup train: out of memory\n");
+            free(pool);
+            free(is_lab);
+            ss_augment_free(strong);
+            ss_augment_free(aug);
+            run_free(&r);
+            return pool ? 2 : 1;
+        }
+    }
     ss_encoder_config ec = {.kind = r.encoder, .in_chans = r.train.c, .img_size = r.train.h};
     char *kind_from_ckpt = NULL;
     if (r.model) {
         kind_from_ckpt = ss_checkpoint_meta(r.model, "encoder");
         if (!kind_from_ckpt) {
             run_free(&r);
+            ss_augment_free(aug);
+            ss_augment_free(strong);
+            free(is_lab);
+            free(pool);
             return cli_fail();
         }
         ec.kind = kind_from_ckpt;
@@ -245,10 +405,22 @@ static int train_main(int argc, char **argv, const char *cmd)
     if (!s && aux_spec) s = ss_aux_new(aux_spec, &m, &aux);
     if (!s) s = ss_model_finalize(&m, r.seed);
     if (!s && r.model) s = ss_checkpoint_load_into(r.model, &m, "encoder.", 0, NULL, NULL);
+    int head_loaded = 0;
+    if (!s && r.model && semi) { /* a classifier checkpoint: its head too, so pseudo-labels are good from step 1 */
+        char *nc = ss_checkpoint_meta(r.model, "num_classes");
+        if (nc && atoi(nc) == m.nclasses) {
+            s = ss_checkpoint_load_into(r.model, &m, "head.", 0, NULL, NULL);
+            head_loaded = !s;
+        }
+        free(nc);
+    }
     if (s) {
         ss_model_free(&m);
         run_free(&r);
         ss_augment_free(aug);
+        ss_augment_free(strong);
+        free(is_lab);
+        free(pool);
         free(kind_from_ckpt);
         return cli_fail();
     }
@@ -281,18 +453,30 @@ static int train_main(int argc, char **argv, const char *cmd)
         cJSON_AddStringToObject(r.config, "distill", distill);
         cJSON_AddNumberToObject(r.config, "distill_temp", dtemp);
     }
+    if (semi) {
+        cJSON_AddStringToObject(r.config, "semi", semi);
+        cJSON_AddNumberToObject(r.config, "semi_threshold", semi_tau);
+        cJSON_AddNumberToObject(r.config, "semi_weight", semi_w);
+        cJSON_AddNumberToObject(r.config, "semi_ratio", (double)semi_mu);
+        cJSON_AddNumberToObject(r.config, "semi_labelled_repeat", (double)lab_repeat);
+        cJSON_AddNumberToObject(r.config, "semi_pool", (double)npool);
+        cJSON_AddStringToObject(r.config, "strong_augment", strong_spec);
+        cJSON_AddBoolToObject(r.config, "head_from_model", head_loaded);
+    }
     char *cfg = run_config_string(&r);
 
     ss_loader_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.batch = r.batch;
     lo.shuffle = 1;
-    lo.drop_last = (soft ? r.train.n : r.nlab) > r.batch;
+    lo.drop_last = (soft ? r.train.n : semi ? npool : r.nlab) > r.batch;
     lo.seed = r.seed;
     lo.workers = r.workers;
-    lo.indices = soft ? NULL : r.lab_idx; /* distillation: the whole pool */
-    lo.nindices = soft ? 0 : r.nlab;
-    lo.views = 1;
+    lo.indices = soft ? NULL : semi ? pool : r.lab_idx; /* distillation: the whole pool */
+    lo.nindices = soft ? 0 : semi ? npool : r.nlab;
+    lo.views = semi ? 2 : 1; /* --semi: weak and strong views */
+    lo.transform[1] = strong ? ss_augment_transform : NULL;
+    lo.transform_ctx[1] = strong;
     lo.rank = ss_dist_rank(); /* mpirun: this rank's slice of each global batch */
     lo.world = ss_dist_world();
     lo.transform[0] = aug ? ss_augment_transform : NULL;
@@ -300,6 +484,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     memcpy(lo.mean, r.mean, sizeof lo.mean);
     memcpy(lo.std, r.std, sizeof lo.std);
     ss_loader *L = NULL;
+    ss_graph *g2 = NULL; /* --semi: the pseudo-labelling forward's graph */
     if ((s = ss_loader_new(&r.train, &lo, &L))) goto fail;
     ss_opt_kind ok_kind;
     if ((s = ss_opt_parse(r.optimizer, &ok_kind))) goto fail;
@@ -324,7 +509,17 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL};
+    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL,
+                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0};
+    if (semi) {
+        if (!(g2 = ss_graph_new())) {
+            s = ss_seterr(SS_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        ss_graph_set_training(g2, 0);
+        ss_graph_set_grad_enabled(g2, 0);
+        sc.g2 = g2;
+    }
     if (eval_images > 0 && eval_images < r.test.n) {
         if (!(eval_idx = ss_indices_spread(r.test.n, eval_images))) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
@@ -381,6 +576,10 @@ static int train_main(int argc, char **argv, const char *cmd)
     free(soft);
     free(eval_idx);
     free(base_scale);
+    ss_graph_free(g2);
+    ss_augment_free(strong);
+    free(is_lab);
+    free(pool);
     return 0;
 fail:
     fprintf(stderr, "selfsup %s: %s\n", cmd, ss_errmsg());
@@ -394,6 +593,10 @@ fail:
     free(soft);
     free(eval_idx);
     free(base_scale);
+    ss_graph_free(g2);
+    ss_augment_free(strong);
+    free(is_lab);
+    free(pool);
     return 1;
 }
 
