@@ -22,6 +22,7 @@
 typedef struct slot {
     float *x[SS_LOADER_MAX_VIEWS];
     int32_t *y, *idx;
+    int32_t *occ; /* occurrence of idx[i] in the index list (NULL: no repeats) */
     int64_t n, seq;
     int ready;
 } slot;
@@ -30,6 +31,11 @@ struct ss_loader {
     const ss_dataset *d;
     ss_loader_opts o;
     int32_t *base; /* indices in epoch order before shuffling */
+    /* An index list that repeats images (a labelled set oversampled, as
+     * --semi does): occ[i] counts earlier positions holding base[i], and each
+     * repeat gets its own augmentation stream. NULL when nothing repeats, so
+     * runs without repeats draw exactly what they always drew. */
+    int32_t *occ, *pperm, *perm_occ;
     int64_t nbase, bpe;
     size_t per;    /* floats per image */
     int nslots;
@@ -58,12 +64,22 @@ static double now_s(void)
 static void ensure_perm(ss_loader *L, int64_t epoch)
 {
     if (L->perm_epoch == epoch) return;
-    memcpy(L->perm, L->base, (size_t)L->nbase * sizeof(int32_t));
+    /* With repeats, shuffle positions (the shuffle does not look at the
+     * values, so the order of indices is the same as without). */
+    int32_t *a = L->occ ? L->pperm : L->perm;
+    if (L->occ)
+        for (int64_t i = 0; i < L->nbase; i++) a[i] = (int32_t)i;
+    else memcpy(a, L->base, (size_t)L->nbase * sizeof(int32_t));
     if (L->o.shuffle) {
         ss_rng r;
         ss_rng_seed(&r, L->o.seed ^ PERM_TAG, (uint64_t)epoch);
-        ss_rng_shuffle_i32(&r, L->perm, L->nbase);
+        ss_rng_shuffle_i32(&r, a, L->nbase);
     }
+    if (L->occ)
+        for (int64_t i = 0; i < L->nbase; i++) {
+            L->perm[i] = L->base[a[i]];
+            L->perm_occ[i] = L->occ[a[i]];
+        }
     L->perm_epoch = epoch;
 }
 
@@ -91,7 +107,9 @@ static int fill_slot(ss_loader *L, slot *s, int64_t epoch)
             for (size_t p = 0; p < L->per; p++) dst[p] = (float)src[p] * k;
             if (L->o.transform[v]) {
                 ss_rng r;
-                ss_rng_seed(&r, L->o.seed, image_stream(epoch, j, v));
+                uint64_t st = image_stream(epoch, j, v);
+                if (s->occ && s->occ[i] > 0) st = ss_mix64(st + 0x52455045ull * (uint64_t)s->occ[i]);
+                ss_rng_seed(&r, L->o.seed, st);
                 L->o.transform[v](L->o.transform_ctx[v], dst, c, h, w, &r);
             }
             if (L->o.std[0] != 0.0f) {
@@ -122,6 +140,7 @@ static void *worker(void *arg)
         int64_t start = (b * L->o.world + L->o.rank) * L->o.batch;
         int64_t n = L->nbase - start < L->o.batch ? L->nbase - start : L->o.batch;
         memcpy(s->idx, L->perm + start, (size_t)n * sizeof(int32_t));
+        if (s->occ) memcpy(s->occ, L->perm_occ + start, (size_t)n * sizeof(int32_t));
         s->n = n;
         s->seq = seq;
         s->ready = 0;
@@ -144,6 +163,7 @@ static void free_slots(ss_loader *L)
         for (int v = 0; v < SS_LOADER_MAX_VIEWS; v++) free(L->slots[i].x[v]);
         free(L->slots[i].y);
         free(L->slots[i].idx);
+        free(L->slots[i].occ);
     }
     free(L->slots);
 }
@@ -166,6 +186,9 @@ void ss_loader_free(ss_loader *L)
     free_slots(L);
     free(L->base);
     free(L->perm);
+    free(L->occ);
+    free(L->pperm);
+    free(L->perm_occ);
     free(L);
 }
 
@@ -219,6 +242,28 @@ ss_status ss_loader_new(const ss_dataset *d, const ss_loader_opts *o, ss_loader 
         }
         L->base[i] = (int32_t)j;
     }
+    if (o->indices && L->nbase > 1) { /* repeats? */
+        int32_t *seen = calloc((size_t)d->n, sizeof(int32_t));
+        if (!seen) {
+            st = ss_seterr(SS_ERR_NOMEM, "loader: out of memory");
+            goto fail;
+        }
+        int any = 0;
+        for (int64_t i = 0; i < L->nbase && !any; i++) any = seen[L->base[i]]++ > 0;
+        if (any) {
+            memset(seen, 0, (size_t)d->n * sizeof(int32_t));
+            L->occ = malloc((size_t)L->nbase * sizeof(int32_t));
+            L->pperm = malloc((size_t)L->nbase * sizeof(int32_t));
+            L->perm_occ = malloc((size_t)L->nbase * sizeof(int32_t));
+            if (L->occ && L->pperm && L->perm_occ)
+                for (int64_t i = 0; i < L->nbase; i++) L->occ[i] = seen[L->base[i]]++;
+        }
+        free(seen);
+        if (any && (!L->occ || !L->pperm || !L->perm_occ)) {
+            st = ss_seterr(SS_ERR_NOMEM, "loader: out of memory");
+            goto fail;
+        }
+    }
     if (L->o.world <= 0) L->o.world = 1;
     int64_t gbatch = (int64_t)o->batch * L->o.world;
     int drop = o->drop_last || L->o.world > 1;
@@ -248,6 +293,7 @@ ss_status ss_loader_new(const ss_dataset *d, const ss_loader_opts *o, ss_loader 
         s->y = malloc((size_t)o->batch * sizeof(int32_t));
         s->idx = malloc((size_t)o->batch * sizeof(int32_t));
         if (!s->y || !s->idx) goto nomem;
+        if (L->occ && !(s->occ = malloc((size_t)o->batch * sizeof(int32_t)))) goto nomem;
     }
     L->threads = calloc((size_t)L->o.workers, sizeof(pthread_t));
     if (!L->threads) goto nomem;
