@@ -132,6 +132,10 @@ int main(void)
         printf("semi: %.1f%% of unlabelled images pseudo-labelled, %.1f%% of those right\n", above, agree_pl);
         CHECK_MSG(above > 5 && above <= 100, "%.1f%% above the threshold", above);
         CHECK_MSG(agree_pl > 40, "pseudo-labels right on %.1f%%", agree_pl); /* 10 classes: chance is 10% */
+        snprintf(p, sizeof p, "%s/semi0/result.json", tmp);
+        char *res = slurp(p);
+        CHECK_NEAR(json_num(res, "semi_above_threshold"), above / 100.0, 0.001);
+        CHECK_NEAR(json_num(res, "semi_pseudo_label_agreement"), agree_pl / 100.0, 0.001);
         char a0[400], a1[400];
         snprintf(a0, sizeof a0, "%s/semi0/last.safetensors", tmp);
         snprintf(a1, sizeof a1, "%s/semi1/last.safetensors", tmp);

@@ -44,6 +44,7 @@ typedef struct sup_ctx {
     const unsigned char *is_lab; /* per training-set index */
     ss_graph *g2;                /* the pseudo-labelling forward */
     double n_unl, n_mask, n_pl_right, n_pl_known; /* this epoch, for the log line */
+    double last_above, last_agree;                /* the last epoch's shares, for result.json (-1: none) */
 } sup_ctx;
 
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
@@ -139,7 +140,8 @@ static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *
     ss_tensor *ls = ss_log_softmax(g, logits);
     ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){n, C});
     if (!ls || !tt) return NULL;
-    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -1.0f);
+    ss_tensor *loss = ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -1.0f);
+    return loss && s->aux ? ss_aux_add_loss(s->aux, g, s->m, b, loss) : loss;
 }
 
 /* logits = head(encoder(x)); CE over the batch labels. */
@@ -190,6 +192,8 @@ static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
 {
     sup_ctx *s = ctx;
     if (s->semi && s->n_unl > 0) {
+        s->last_above = s->n_mask / s->n_unl;
+        s->last_agree = s->n_pl_known > 0 ? s->n_pl_right / s->n_pl_known : -1;
         if (!s->r->quiet && ss_dist_rank() == 0) {
             fprintf(stderr, "semi: epoch %lld: %.1f%% of unlabelled images above the threshold %.2f", (long long)epoch + 1,
                     100.0 * s->n_mask / s->n_unl, (double)s->tau);
@@ -510,7 +514,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL,
-                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0};
+                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, -1, -1};
     if (semi) {
         if (!(g2 = ss_graph_new())) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
@@ -550,6 +554,11 @@ static int train_main(int argc, char **argv, const char *cmd)
     cJSON_AddStringToObject(o, "encoder", ec.kind);
     cJSON_AddNumberToObject(o, "labelled", (double)r.nlab);
     if (soft) cJSON_AddNumberToObject(o, "distilled_on", (double)r.train.n);
+    if (semi && sc.last_above >= 0) { /* the last epoch: share of unlabelled images pseudo-labelled, and how
+                                       * many of those agree with the data set's own (unused) labels */
+        cJSON_AddNumberToObject(o, "semi_above_threshold", sc.last_above);
+        if (sc.last_agree >= 0) cJSON_AddNumberToObject(o, "semi_pseudo_label_agreement", sc.last_agree);
+    }
     cJSON_AddNumberToObject(o, "epochs", r.epochs);
     cJSON_AddNumberToObject(o, "test_acc", test_acc);
     if (r.val_idx) cJSON_AddNumberToObject(o, "best_val_acc", res.best_metric);
