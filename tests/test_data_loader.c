@@ -209,37 +209,46 @@ static void test_options(const ss_dataset *d)
  * the epoch holds every position once, in the same order as a list of
  * distinct values would be shuffled; each repeat of an image gets its own
  * augmentation; the first occurrence keeps the stream an image without
- * repeats gets; and two loaders with 1 and 3 workers give the same bits. */
+ * repeats gets; and 1 and 3 workers (three batches) give the same bits. */
 static void test_repeats(const ss_dataset *d)
 {
     int32_t list[30];
     static int pos[3][20];
-    static float px[3][20][12];
+    static float px[3][20][12], all5[10][12];
     for (int pass = 0; pass < 3; pass++) {
-        for (int i = 0; i < 20; i++) list[i] = 50 + i;                       /* 50..69 once */
-        for (int i = 20; i < 30; i++) list[i] = pass < 2 ? 5 : 80 + i - 20; /* image 5 ten times, or 80..89 */
-        ss_loader_opts o = {.batch = 30, .shuffle = 1, .seed = 7, .views = 1, .indices = list, .nindices = 30,
-                            .workers = pass == 1 ? 3 : 1, .transform = {noise}, .transform_ctx = {&s2}};
+        for (int i = 0; i < 20; i++) list[i] = 50 + i;                             /* 50..69 once */
+        for (int i = 20; i < 30; i++) list[i] = pass < 2 ? 5 : (i == 20 ? 5 : 50 + i); /* 5 ten times, or once + 71..79 */
+        ss_loader_opts o = {.batch = 10, .shuffle = 1, .seed = 7, .views = 1, .indices = list, .nindices = 30,
+                            .workers = pass == 1 ? 3 : 1, .prefetch = 3, .transform = {noise}, .transform_ctx = {&s2}};
         ss_loader *L;
         ss_batch b;
         CHECK_OK(ss_loader_new(d, &o, &L));
-        CHECK_OK(ss_loader_next(L, &b));
-        CHECK(b.n == 30);
-        const float *x5[10];
+        float x5[10][12];
         int n5 = 0;
-        for (int i = 0; i < 30; i++) {
-            if (b.idx[i] == 5 && n5 < 10) x5[n5++] = b.x[0] + i * 12;
-            if (b.idx[i] >= 50 && b.idx[i] < 70) {
-                pos[pass][b.idx[i] - 50] = i;
-                memcpy(px[pass][b.idx[i] - 50], b.x[0] + i * 12, sizeof px[0][0]);
+        for (int bi = 0; bi < 3; bi++) { /* one epoch, three batches (filled by different workers in pass 1) */
+            CHECK_OK(ss_loader_next(L, &b));
+            CHECK(b.n == 10);
+            for (int i = 0; i < 10; i++) {
+                int at = bi * 10 + i;
+                if (b.idx[i] == 5 && n5 < 10) memcpy(x5[n5++], b.x[0] + i * 12, sizeof x5[0]);
+                if (b.idx[i] >= 50 && b.idx[i] < 70) {
+                    pos[pass][b.idx[i] - 50] = at;
+                    memcpy(px[pass][b.idx[i] - 50], b.x[0] + i * 12, sizeof px[0][0]);
+                }
             }
         }
         if (pass < 2) {
             CHECK(n5 == 10);
             int distinct = 1;
             for (int a = 0; a < n5; a++)
-                for (int c = a + 1; c < n5; c++) distinct &= memcmp(x5[a], x5[c], 12 * sizeof(float)) != 0;
+                for (int c = a + 1; c < n5; c++) distinct &= memcmp(x5[a], x5[c], sizeof x5[0]) != 0;
             CHECK_MSG(distinct, "repeats of one image share an augmentation");
+            if (pass == 0) memcpy(all5, x5, sizeof all5);
+        } else { /* no repeats: image 5 draws what its first occurrence drew with repeats */
+            CHECK(n5 == 1);
+            int found = 0;
+            for (int k = 0; k < 10; k++) found |= !memcmp(all5[k], x5[0], sizeof x5[0]);
+            CHECK_MSG(found, "the first occurrence of a repeated image changed its stream");
         }
         if (pass > 0) { /* same order and bits for 50..69: 3 workers, and a list without repeats */
             CHECK(!memcmp(pos[pass], pos[0], sizeof pos[0]));

@@ -113,9 +113,9 @@ int main(void)
         for (int k = 0; k < 2; k++) {
             snprintf(c, sizeof c,
                      "%s train --data %s --max-images %d --labels 10/class --epochs 1 --batch 32 --threads 2 "
-                     "--semi fixmatch --semi-threshold 0.5 --model %s/teacher/last.safetensors --out %s/semi%d "
+                     "--semi fixmatch --semi-threshold %s --model %s/teacher/last.safetensors --out %s/semi%d "
                      "> /dev/null 2> %s/semi%d.txt",
-                     bin, data, n, tmp, tmp, k, tmp, k);
+                     bin, data, n, small ? "0.1" : "0.5", tmp, tmp, k, tmp, k);
             CHECK_MSG(system(c) == 0, "%s", c);
         }
         snprintf(p, sizeof p, "%s/semi0/config.json", tmp);
@@ -130,12 +130,15 @@ int main(void)
         const char *ag = ln ? strstr(ln, "agree with the hidden labels on ") : NULL;
         double agree_pl = ag ? atof(ag + strlen("agree with the hidden labels on ")) : -1;
         printf("semi: %.1f%% of unlabelled images pseudo-labelled, %.1f%% of those right\n", above, agree_pl);
-        CHECK_MSG(above > 5 && above <= 100, "%.1f%% above the threshold", above);
-        CHECK_MSG(agree_pl > 40, "pseudo-labels right on %.1f%%", agree_pl); /* 10 classes: chance is 10% */
+        /* Under the sanitizers the teacher trains 3 epochs on 256 images and
+         * predicts almost uniformly: threshold 0.1 (every argmax of 10
+         * classes passes it) still runs the whole path; no accuracy bar. */
+        CHECK_MSG(above > (small ? 0 : 5) && above <= 100, "%.1f%% above the threshold", above);
+        if (!small) CHECK_MSG(agree_pl > 40, "pseudo-labels right on %.1f%%", agree_pl); /* chance: 10% */
         snprintf(p, sizeof p, "%s/semi0/result.json", tmp);
         char *res = slurp(p);
         CHECK_NEAR(json_num(res, "semi_above_threshold"), above / 100.0, 0.001);
-        CHECK_NEAR(json_num(res, "semi_pseudo_label_agreement"), agree_pl / 100.0, 0.001);
+        if (agree_pl >= 0) CHECK_NEAR(json_num(res, "semi_pseudo_label_agreement"), agree_pl / 100.0, 0.001);
         char a0[400], a1[400];
         snprintf(a0, sizeof a0, "%s/semi0/last.safetensors", tmp);
         snprintf(a1, sizeof a1, "%s/semi1/last.safetensors", tmp);
@@ -147,6 +150,12 @@ int main(void)
         snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi mixmatch 2> /dev/null",
                  bin, data);
         CHECK(WEXITSTATUS(system(c)) == 2);
+        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi fixmatch "
+                 "--label-smoothing 0.1 2> /dev/null", bin, data);
+        CHECK(WEXITSTATUS(system(c)) == 2);
+        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi-threshold 0.5 "
+                 "2> /dev/null", bin, data); /* a --semi flag without --semi is an unknown flag */
+        CHECK(WEXITSTATUS(system(c)) == 1 || WEXITSTATUS(system(c)) == 2);
     }
 
     /* finetune --lp-epochs: the encoder stays frozen for those epochs (its

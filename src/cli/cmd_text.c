@@ -228,6 +228,10 @@ int cmd_tokenizer(int argc, char **argv)
             fprintf(stderr, "selfsup tokenizer encode: --tokenizer tok.json is required\n");
             return 2;
         }
+        if (file && a.npos > 0) {
+            fprintf(stderr, "selfsup tokenizer encode: give TEXT arguments or --file, not both\n");
+            return 2;
+        }
         ss_tokenizer *tok = NULL;
         if (load_tokenizer_any(tp, &tok)) return fail("tokenizer");
         char *buf = NULL;

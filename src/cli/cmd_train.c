@@ -44,7 +44,10 @@ typedef struct sup_ctx {
     const unsigned char *is_lab; /* per training-set index */
     ss_graph *g2;                /* the pseudo-labelling forward */
     double n_unl, n_mask, n_pl_right, n_pl_known; /* this epoch, for the log line */
-    double last_above, last_agree;                /* the last epoch's shares, for result.json (-1: none) */
+    double last_above, last_agree;                /* the last epoch's shares, for result.json (-1: none);
+                                                   * over the batches this process computed in that epoch
+                                                   * (under mpirun: rank 0's shard; after --resume: the
+                                                   * rest of the epoch) */
 } sup_ctx;
 
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
@@ -82,10 +85,10 @@ static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *
     float *x = ss_arena_alloc(ar, (size_t)(n * img) * sizeof(float));
     float *t = ss_arena_alloc(ar, (size_t)(n * C) * sizeof(float));
     int32_t *urow = ss_arena_alloc(ar, (size_t)n * sizeof(int32_t));
-    if (!x || !t || !urow) return NULL;
+    if (!x || !t || !urow) return ss_op_error(g, "semi", "out of memory");
     for (int64_t i = 0; i < n; i++) {
-        if (s->is_lab[b->idx[i]]) nl++;
-        else urow[nu++] = (int32_t)i;
+        if (!s->is_lab[b->idx[i]]) urow[nu++] = (int32_t)i;
+        else if (b->y[i] >= 0 && b->y[i] < C) nl++;
     }
     /* Pseudo-labels: weak views of the unlabelled rows, eval mode, no grad. */
     const float *pl = NULL;
@@ -305,13 +308,22 @@ static int train_main(int argc, char **argv, const char *cmd)
     const char *distill = finetune ? NULL : args_str(&a, "distill", NULL);
     float dtemp = (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok);
     const char *semi = finetune ? NULL : args_str(&a, "semi", NULL);
-    float semi_tau = (float)args_float(&a, "semi-threshold", 0.95, 0, 1, &ok);
-    float semi_w = (float)args_float(&a, "semi-weight", 1.0, 0, 100, &ok);
-    long semi_mu = args_int(&a, "semi-ratio", 7, 1, 1000, &ok);
-    const char *strong_spec = args_str(&a, "strong-augment", NULL);
+    float semi_tau = 0.95f, semi_w = 1.0f;
+    long semi_mu = 7;
+    const char *strong_spec = NULL;
+    if (semi) { /* read only with --semi: elsewhere they are unknown flags, not silently ignored */
+        semi_tau = (float)args_float(&a, "semi-threshold", 0.95, 0, 1, &ok);
+        semi_w = (float)args_float(&a, "semi-weight", 1.0, 0, 100, &ok);
+        semi_mu = args_int(&a, "semi-ratio", 7, 1, 1000, &ok);
+        strong_spec = args_str(&a, "strong-augment", NULL);
+    }
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (semi && strcmp(semi, "fixmatch")) {
         fprintf(stderr, "selfsup train: --semi takes fixmatch (got '%s')\n", semi);
+        return 2;
+    }
+    if (semi && r.label_smoothing > 0) {
+        fprintf(stderr, "selfsup train: --semi builds its own targets; --label-smoothing does not apply to it\n");
         return 2;
     }
     if (semi && distill) {

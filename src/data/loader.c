@@ -7,8 +7,9 @@
  * ready; ss_loader_next waits for the slot of the next seq in order.
  *
  * Determinism: the epoch permutation comes from (seed, epoch); each image's
- * generator from (seed, epoch, dataset index, view). Which worker fills
- * which batch never matters. */
+ * generator from (seed, epoch, dataset index, view), and for the k-th
+ * repeat (k > 0) of an index in the list, from that and k. Which worker
+ * fills which batch never matters. */
 #include "selfsup/data.h"
 
 #include <pthread.h>
