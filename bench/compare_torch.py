@@ -211,19 +211,11 @@ def MLM(R, nn):
         def __init__(self):
             super().__init__()
             self.enc = R.TextS(8192, 128, 128, 4, 4, 512, mask_pad=False)
-            self.dense = nn.Linear(128, 128)
-            self.norm = nn.LayerNorm(128, eps=1e-6)
-            self.bias = nn.Parameter(torch.zeros(8192))
+            self.head = R.MLMHead(128, 8192)
 
         def forward(self, ids, rows, tg):
-            e = self.enc
-            t = ids.shape[1]
-            h = e.tok_embed(ids) + e.pos_embed(torch.arange(t))[None]
-            for b in e.blocks:
-                h = b(h)
-            h = e.norm(h).reshape(-1, 128)[rows]
-            h = self.norm(F.gelu(self.dense(h)))
-            return F.cross_entropy(h @ e.tok_embed.weight.t() + self.bias, tg)
+            h = self.enc.hidden(ids).reshape(-1, 128)[rows]
+            return F.cross_entropy(self.head(h, self.enc.tok_embed.weight), tg)
 
     return _MLM()
 

@@ -327,14 +327,33 @@ class TextS(nn.Module):
         self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
-    def forward(self, ids):
+    def hidden(self, ids):
+        """All final hidden states norm(x): [B, T, dim]."""
         ids = ids.long()
         t = ids.shape[1]
         x = self.tok_embed(ids) + self.pos_embed(torch.arange(t, device=ids.device))[None]
         mask = (ids != self.pad_id) if self.mask_pad else None
         for b in self.blocks:
             x = b(x, mask)
-        return self.norm(x)[:, 0]
+        return self.norm(x)
+
+    def forward(self, ids):
+        return self.hidden(ids)[:, 0]
+
+
+class MLMHead(nn.Module):
+    """BERT's MLM head as selfsup's src/ssl/mlm.c: logits = LayerNorm(GELU(
+    dense(h))) @ table^T + bias, with the token table tied (passed in).
+    State: dense.{weight,bias}, norm.{weight,bias}, bias."""
+
+    def __init__(self, dim, vocab):
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.bias = nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, h, table):
+        return F.linear(self.norm(F.gelu(self.dense(h))), table, self.bias)
 
 
 class Classifier(nn.Module):

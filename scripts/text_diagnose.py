@@ -56,6 +56,20 @@ def rt_polarity(selfsup, tok):
     return encode(selfsup, tok, lines), np.array(labels), np.array(test)
 
 
+def selfsup_init(*modules):
+    """selfsup's init rules: xavier-uniform linear weights, zero biases,
+    N(0, 0.02) token and position tables truncated at 2 std."""
+    mods = [mod for top in modules for mod in top.modules()]
+    for mod in mods:  # linears first, then the tables (the draw order behind docs/TEXT_RESULTS.md)
+        if isinstance(mod, nn.Linear):
+            nn.init.xavier_uniform_(mod.weight)
+            nn.init.zeros_(mod.bias)
+    for mod in mods:
+        if isinstance(mod, R.TextS):
+            nn.init.trunc_normal_(mod.tok_embed.weight, std=0.02, a=-0.04, b=0.04)
+            nn.init.trunc_normal_(mod.pos_embed.weight, std=0.02, a=-0.04, b=0.04)
+
+
 def vocab_of(tok):
     import json
     with open(tok) as f:
@@ -108,13 +122,8 @@ def cmd_probe(a):
     if a.checkpoint:
         st, _ = R.load_safetensors(a.checkpoint)
         m.load_state_dict({k[8:]: torch.tensor(v) for k, v in st.items() if k.startswith("encoder.")}, strict=True)
-    else:  # selfsup's init rules
-        for mod in m.modules():
-            if isinstance(mod, nn.Linear):
-                nn.init.xavier_uniform_(mod.weight)
-                nn.init.zeros_(mod.bias)
-        nn.init.trunc_normal_(m.tok_embed.weight, std=0.02, a=-0.04, b=0.04)
-        nn.init.trunc_normal_(m.pos_embed.weight, std=0.02, a=-0.04, b=0.04)
+    else:
+        selfsup_init(m)
     feats = {}
     with torch.no_grad():
         mask = x != 0
@@ -162,14 +171,9 @@ def cmd_mlm_torch(a):
     seqs[:, T - 1] = 3
     print("corpus: %d tokens, %d sequences of %d" % (len(stream), nseq, T), flush=True)
     m = R.TextS(vocab=V, seq=T)
-    dense, norm, bias = nn.Linear(128, 128), nn.LayerNorm(128, eps=1e-6), nn.Parameter(torch.zeros(V))
-    for mod in list(m.modules()) + [dense]:
-        if isinstance(mod, nn.Linear):
-            nn.init.xavier_uniform_(mod.weight)
-            nn.init.zeros_(mod.bias)
-    nn.init.trunc_normal_(m.tok_embed.weight, std=0.02, a=-0.04, b=0.04)
-    nn.init.trunc_normal_(m.pos_embed.weight, std=0.02, a=-0.04, b=0.04)
-    params = list(m.parameters()) + list(dense.parameters()) + list(norm.parameters()) + [bias]
+    head = R.MLMHead(128, V)
+    selfsup_init(m, head)
+    params = list(m.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
                              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=a.lr)
     g = torch.Generator().manual_seed(0)
@@ -186,11 +190,7 @@ def cmd_mlm_torch(a):
         inp[chosen & (r < 0.8)] = 4
         rnd = chosen & (r >= 0.8) & (r < 0.9)
         inp[rnd] = torch.randint(5, V, (int(rnd.sum()),), generator=g)
-        h = m.tok_embed(inp) + m.pos_embed(torch.arange(T))[None]
-        for b in m.blocks:
-            h = b(h, inp != 0)
-        h = m.norm(h)[chosen]
-        loss = F.cross_entropy(F.linear(norm(F.gelu(dense(h))), m.tok_embed.weight, bias), x[chosen])
+        loss = F.cross_entropy(head(m.hidden(inp)[chosen], m.tok_embed.weight), x[chosen])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
