@@ -50,6 +50,24 @@ typedef struct sup_ctx {
                                                    * rest of the epoch) */
 } sup_ctx;
 
+static int argmax_row(const float *l, int C)
+{
+    int best = 0;
+    for (int c = 1; c < C; c++)
+        if (l[c] > l[best]) best = c;
+    return best;
+}
+
+/* scale * sum_ic t_ic log softmax(z_i)_c: the loss of distillation and of
+ * --semi (t: targets [n, C] in the graph's arena). */
+static ss_tensor *soft_cross_entropy(ss_graph *g, ss_tensor *z, float *t, int64_t n, int C, float scale)
+{
+    ss_tensor *ls = ss_log_softmax(g, z);
+    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){n, C});
+    if (!ls || !tt) return NULL;
+    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), scale);
+}
+
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
  * the targets of the batch's images (Hinton et al. 2015; SimCLRv2's
  * distillation step uses it with the unlabelled pool). */
@@ -62,19 +80,11 @@ static ss_tensor *distill_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, ss_te
     for (int64_t i = 0; i < b->n; i++) {
         const float *p = s->soft + (int64_t)b->idx[i] * C, *l = logits->data + i * C;
         memcpy(t + i * C, p, (size_t)C * sizeof(float));
-        int bl = 0, bp = 0;
-        for (int c = 1; c < C; c++) {
-            if (l[c] > l[bl]) bl = c;
-            if (p[c] > p[bp]) bp = c;
-        }
-        *correct += bl == bp; /* agreement with the target, not with hidden labels */
+        *correct += argmax_row(l, C) == argmax_row(p, C); /* agreement with the target, not with hidden labels */
         *count += 1;
     }
     ss_tensor *z = s->temp != 1.0f ? ss_scale(g, logits, 1.0f / s->temp) : logits;
-    ss_tensor *ls = ss_log_softmax(g, z);
-    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){b->n, C});
-    if (!ls || !tt) return NULL;
-    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -s->temp * s->temp / (float)b->n);
+    return soft_cross_entropy(g, z, t, b->n, C, -s->temp * s->temp / (float)b->n);
 }
 
 static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *correct, double *count)
@@ -113,9 +123,7 @@ static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *
         }
         memcpy(x + i * img, b->x[1] + i * img, (size_t)img * sizeof(float)); /* strong view */
         const float *l = pl + k++ * C;
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (l[c] > l[best]) best = c;
+        int best = argmax_row(l, C);
         double z = 0;
         for (int c = 0; c < C; c++) z += exp((double)(l[c] - l[best]));
         double conf = 1.0 / z; /* softmax probability of the argmax */
@@ -133,17 +141,10 @@ static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *
     if (!logits) return NULL;
     for (int64_t i = 0; i < n; i++) {
         if (!s->is_lab[b->idx[i]]) continue;
-        const float *l = logits->data + i * C;
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (l[c] > l[best]) best = c;
-        *correct += best == b->y[i];
+        *correct += argmax_row(logits->data + i * C, C) == b->y[i];
         *count += 1;
     }
-    ss_tensor *ls = ss_log_softmax(g, logits);
-    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){n, C});
-    if (!ls || !tt) return NULL;
-    ss_tensor *loss = ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), -1.0f);
+    ss_tensor *loss = soft_cross_entropy(g, logits, t, n, C, -1.0f);
     return loss && s->aux ? ss_aux_add_loss(s->aux, g, s->m, b, loss) : loss;
 }
 
@@ -162,11 +163,7 @@ static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *co
     if (!loss) return NULL;
     int C = s->m->nclasses;
     for (int64_t i = 0; i < b->n; i++) {
-        const float *l = logits->data + i * C;
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (l[c] > l[best]) best = c;
-        *correct += best == b->y[i];
+        *correct += argmax_row(logits->data + i * C, C) == b->y[i];
         *count += 1;
     }
     if (s->aux) loss = ss_aux_add_loss(s->aux, g, s->m, b, loss);
