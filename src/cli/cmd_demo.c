@@ -136,17 +136,90 @@ static void fmt_s(double s, char *b, size_t n)
     else snprintf(b, n, "%.1f s", s);
 }
 
+
+/* The time plan. Every stage's work is counted in units: one convnet-s
+ * training image (forward + backward) at the stage's batch size; a forward
+ * alone (evaluation, the distillation teacher, robustness) is a third of
+ * one. On the two machines measured (docs/RESULTS.md, "The demo's time
+ * plan") every stage ran at one rate per unit within 10%, so the demo
+ * measures that rate with a few steps of step-convnet-sup, predicts the
+ * run's length, and scales the training budgets the user did not set by the
+ * largest factor on a fixed ladder that fits --minutes. The factor is
+ * printed and written to the report; --scale S repeats a plan exactly.
+ * The pool stages (pretraining, distillation) scale by the factor, the
+ * labelled stages by its square root. */
+typedef struct plan {
+    int pre_epochs, ep1, ep10, dep;
+    long pre_images, rimg;
+    double views; /* training views per pretraining image, in units */
+} plan;
+
+#define DEMO_TRAIN_N 60000.0 /* Fashion-MNIST's training images */
+
+static double plan_units(const plan *p)
+{
+    const double ev = 2000.0 / 3, test = 10000.0 / 3;
+    double pre_imgs = (p->pre_images ? (double)p->pre_images : DEMO_TRAIN_N) * p->pre_epochs;
+    double u = pre_imgs * p->views;
+    u += 2 * (p->ep1 * 600.0 + (p->ep1 / 5 + 1) * ev + test);  /* scratch and fine-tune, 1% */
+    u += 2 * (p->ep10 * 6000.0 + p->ep10 * ev + test);         /* and 10% */
+    if (p->dep) u += p->dep * (DEMO_TRAIN_N * 4.0 / 3 + ev) + test; /* student + teacher forward */
+    u += 2 * (double)p->rimg * 76 / 3;                           /* clean + 15 corruptions x 5 severities */
+    return u;
+}
+
+/* Units per pretraining image for each method (the views it trains on;
+ * BYOL adds its target's forward, MAE's vit-t costs about 1.5 convnet-s
+ * images per image in selfsup bench). */
+static double method_views(const char *m)
+{
+    if (!strcmp(m, "rotation")) return 4;
+    if (!strcmp(m, "byol")) return 2 + 2.0 / 3;
+    if (!strcmp(m, "mae")) return 1.5;
+    return 2; /* simclr, vicreg */
+}
+
+/* `base` scaled by f: pretraining keeps its image count per epoch up to the
+ * training set and spreads the work over whole epochs; the others scale
+ * their epochs (each at least its floor). Fields the user set (fixed[]) keep
+ * their values. */
+static plan plan_scale(plan base, double f, const int fixed[5])
+{
+    plan p = base;
+    if (!fixed[0]) {
+        double work = (base.pre_images ? (double)base.pre_images : DEMO_TRAIN_N) * base.pre_epochs * f;
+        p.pre_epochs = (int)ceil(work / DEMO_TRAIN_N - 1e-9);
+        if (p.pre_epochs < 1) p.pre_epochs = 1;
+        long img = (long)(work / p.pre_epochs / 100 + 0.5) * 100;
+        p.pre_images = img >= (long)DEMO_TRAIN_N ? 0 : img < 1000 ? 1000 : img;
+    }
+    /* The labelled stages are cut less (by sqrt(f)): at 0.35 x their
+     * epochs the strong augmentation left both arms far from their accuracy
+     * (10% labels: 78.9% after 4 epochs, 84-86% after 10), which says
+     * nothing about the claims. */
+    const double g = sqrt(f);
+    if (!fixed[1]) p.ep1 = (int)fmax(10, floor(base.ep1 * g + 0.5));
+    if (!fixed[2]) p.ep10 = (int)fmax(1, floor(base.ep10 * g + 0.5));
+    if (!fixed[3] && base.dep) p.dep = (int)fmax(1, floor(base.dep * f + 0.5));
+    if (!fixed[4]) p.rimg = (long)fmax(500, floor(base.rimg * fmin(1, f * 1.5) / 100 + 0.5) * 100);
+    return p;
+}
+
 int cmd_demo(int argc, char **argv)
 {
     ss_args a;
     if (ss_args_parse(&a, "demo", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup demo [--quick] [--out runs/demo] [--threads 2] [--seed 0] [--method simclr]\n"
-               "  [--pretrain-epochs N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
+               "  [--minutes 15 (fit the run to this many minutes on this machine; 0 = the full budgets)] [--scale F]\n"
+               "  [--pretrain-epochs N] [--pretrain-images N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
                "  [--augment SPEC (every training stage, scratch included; default crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5)]\n"
-               "  [--robust-images N] [--data PATH] [--precision bf16|fp32 (bf16 where the CPU has it)]\n"
+               "  [--robust-images N] [--data PATH] [--precision bf16|fp32 (default bf16 where the CPU has it)]\n"
+               "  [--plan (print the plan as JSON and stop)] [--unit-ms X (plan with X ms per unit instead of timing)]\n"
                "Runs pretraining, fine-tuning vs scratch at 1%% and 10%% labels, robustness, and writes\n"
-               "OUT/report.html and OUT/report.md. --quick: smaller budgets (about 2 minutes).\n");
+               "OUT/report.html and OUT/report.md. --quick: smaller budgets (about 3 minutes).\n"
+               "Before the first stage it times a few training steps and scales the budgets you did not set by the\n"
+               "largest factor (1, 0.9, ..., 0.2) that fits --minutes; --scale F uses factor F without timing.\n");
         return 0;
     }
     int ok = 1;
@@ -156,24 +229,97 @@ int cmd_demo(int argc, char **argv)
     const char *method = args_str(&a, "method", "simclr");
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
     long seed = args_int(&a, "seed", 0, 0, 1L << 40, &ok);
-    int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 3, 1, 10000, &ok);
-    int ep1 = (int)args_int(&a, "epochs-1", quick ? 15 : 100, 1, 10000, &ok);
-    int ep10 = (int)args_int(&a, "epochs-10", quick ? 2 : 10, 1, 10000, &ok);
-    long rimg = args_int(&a, "robust-images", quick ? 500 : 1500, 10, 1000000, &ok);
-    long pre_images = args_int(&a, "pretrain-images", quick ? 12000 : 0, 0, 1L << 40, &ok);
-    int dep = (int)args_int(&a, "distill-epochs", quick ? 1 : 4, 0, 10000, &ok);
-    /* One augmentation for every training stage, scratch included, so the
-     * arms differ only in what they learn from the unlabelled images. The
-     * default adds brightness/contrast jitter and random erasing to crop +
-     * flip: scratch at 1% gains 0.8 points from it, and the distillation
-     * student learns through it (Noisy Student; docs/RESULTS.md). */
+    /* Budgets: -1 = not set (the planner may scale it). */
+    plan base = {quick ? 1 : 3, quick ? 15 : 100, quick ? 2 : 10, quick ? 1 : 4, quick ? 12000 : 0, quick ? 500 : 1500, 2};
+    plan given = {(int)args_int(&a, "pretrain-epochs", -1, 1, 10000, &ok), (int)args_int(&a, "epochs-1", -1, 1, 10000, &ok),
+                  (int)args_int(&a, "epochs-10", -1, 1, 10000, &ok), (int)args_int(&a, "distill-epochs", -1, 0, 10000, &ok),
+                  args_int(&a, "pretrain-images", -1, 0, 1L << 40, &ok), args_int(&a, "robust-images", -1, 10, 1000000, &ok), 0};
+    int fixed[5] = {given.pre_epochs >= 0 || given.pre_images >= 0, given.ep1 >= 0, given.ep10 >= 0, given.dep >= 0,
+                    given.rimg >= 0};
+    if (given.pre_epochs >= 0) base.pre_epochs = given.pre_epochs;
+    if (given.pre_images >= 0) base.pre_images = given.pre_images;
+    if (given.ep1 >= 0) base.ep1 = given.ep1;
+    if (given.ep10 >= 0) base.ep10 = given.ep10;
+    if (given.dep >= 0) base.dep = given.dep;
+    if (given.rimg >= 0) base.rimg = given.rimg;
+    base.views = method_views(method);
+    double minutes = args_float(&a, "minutes", quick ? 3 : 15, 0, 1e6, &ok);
+    double scale = args_float(&a, "scale", 0, 0, 1, &ok);
+    int plan_only = args_flag(&a, "plan");
+    double unit_ms = args_float(&a, "unit-ms", 0, 0, 1e6, &ok);
     const char *daug = args_str(&a, "augment", "crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5");
     ss_precision prec = SS_PRECISION_FP32;
-    if (!cli_read_precision(&a, "bf16", &prec)) ok = 0; /* the fast path where the CPU has it */
+    if (!cli_read_precision(&a, ss_cpu_has_bf16() ? "bf16" : "fp32", &prec)) ok = 0; /* the fast path where the CPU has it */
     char *pr = (char *)ss_precision_name(prec); /* passed to every training stage */
     if (!ok || ss_args_finish(&a)) return cli_fail();
-    if (ss_mkdir_p(out)) return cli_fail();
+    if (!plan_only && ss_mkdir_p(out)) return cli_fail();
     double t0 = ss_now();
+    /* The plan: measure this machine's rate per unit, then the largest
+     * ladder factor whose predicted length fits the minutes (5% margin). */
+    double unit_s = 0, predicted = 0;
+    const char *plan_how = "as set";
+    if (scale > 0) plan_how = "--scale";
+    else if (minutes > 0) {
+        ss_step_bench_result br = {.sec_per_step = unit_ms * 1e-3, .items_per_step = 1};
+        ss_set_threads(threads);
+        ss_set_precision(prec);
+        if ((unit_ms > 0 || ss_step_bench("step-convnet-sup", 8, &br) == SS_OK) && br.sec_per_step > 0) {
+            /* Per unit the demo's stages ran at 0.83x this step's time on a
+             * Zen 3 in fp32 and 1.2x on a Zen 4 in bf16 (where the matrix
+             * products are fast and augmentation and evaluation weigh more):
+             * taken at 1x, with the 5% margin below. */
+            unit_s = br.sec_per_step / br.items_per_step;
+            static const double ladder[] = {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2};
+            const double fixed_s = 25; /* loading the data set 7 times, process start-up */
+            const size_t nl = sizeof ladder / sizeof ladder[0];
+            int found = 0;
+            scale = ladder[nl - 1];
+            /* If even the last factor does not fit, the distillation (one
+             * epoch over the whole pool at least) is dropped, unless set. */
+            for (int pass = 0; pass < 2 && !found; pass++) {
+                if (pass == 1) {
+                    if (fixed[3] || !base.dep) break;
+                    base.dep = 0;
+                    fixed[3] = 1; /* so --scale repeats it: see again[] */
+                }
+                for (size_t i = 0; i < nl && !found; i++) {
+                    plan q = plan_scale(base, ladder[i], fixed);
+                    if (fixed_s + unit_s * plan_units(&q) <= 0.95 * 60 * minutes) {
+                        scale = ladder[i];
+                        found = 1;
+                    }
+                }
+            }
+            plan_how = "--minutes";
+        } else {
+            fprintf(stderr, "selfsup demo: could not time this machine (%s); running the full budgets\n", ss_errmsg());
+            scale = 1;
+        }
+    } else scale = 1;
+    const plan P = plan_scale(base, scale, fixed);
+    if (unit_s > 0) predicted = 25 + unit_s * plan_units(&P);
+    int pre_epochs = P.pre_epochs, ep1 = P.ep1, ep10 = P.ep10, dep = P.dep;
+    long rimg = P.rimg, pre_images = P.pre_images;
+    /* the flags that repeat this plan without timing the machine */
+    char again[96];
+    snprintf(again, sizeof again, "--scale %.2f%s%s", scale, quick ? " --quick" : "",
+             fixed[3] && given.dep < 0 ? " --distill-epochs 0" : "");
+    char plan_txt[512];
+    snprintf(plan_txt, sizeof plan_txt,
+             "scale %.2f (%s): pretraining %d epoch(s) of %ld images, %d epochs at 1%%, %d at 10%%, distillation %d "
+             "epoch(s), %ld robustness images",
+             scale, plan_how, pre_epochs, pre_images ? pre_images : (long)DEMO_TRAIN_N, ep1, ep10, dep, rimg);
+    if (plan_only) {
+        printf("{\"scale\":%.2f,\"how\":\"%s\",\"pretrain_epochs\":%d,\"pretrain_images\":%ld,\"epochs_1\":%d,"
+               "\"epochs_10\":%d,\"distill_epochs\":%d,\"robust_images\":%ld,\"units\":%.0f,\"unit_ms\":%.4f,"
+               "\"predicted_s\":%.1f,\"minutes\":%g}\n",
+               scale, plan_how, pre_epochs, pre_images ? pre_images : (long)DEMO_TRAIN_N, ep1, ep10, dep, rimg,
+               plan_units(&P), unit_s * 1e3, predicted, minutes);
+        return 0;
+    }
+    fprintf(stderr, "selfsup demo: plan %s", plan_txt);
+    if (predicted > 0) fprintf(stderr, "; predicted %.1f min on this machine (budget %.0f min)", predicted / 60, minutes);
+    fprintf(stderr, "\n   the same plan again: selfsup demo %s (and the other flags given)\n", again);
     char th[16], sd[16], pe[16], e1[16], e10[16], ri[16], pim[32];
     snprintf(th, sizeof th, "%d", threads);
     snprintf(sd, sizeof sd, "%ld", seed);
@@ -298,6 +444,8 @@ int cmd_demo(int argc, char **argv)
     fmt_s(tt_ssl, b2, sizeof b2);
     fmt_s(t_pre, b3, sizeof b3);
     fmt_s(total, b4, sizeof b4);
+    char bp[32];
+    fmt_s(predicted, bp, sizeof bp);
     double lb_ssl = 0, lb_scr = 0;
     for (int k = 0; k < 2; k++) {
         lb_scr += A[0].fam_drop[k] / 2;
@@ -365,6 +513,9 @@ int cmd_demo(int argc, char **argv)
                "convnet-s, pretext task `%s`, seed %ld, %d threads, %s matrix products. Total wall time %s; pretraining "
                "%s.\n\n",
             method, seed, threads, pr, b4, b3);
+    fprintf(f, "Time plan: %s", plan_txt);
+    if (predicted > 0) fprintf(f, "; predicted %s, took %s", bp, b4);
+    fprintf(f, ". The same plan again: `selfsup demo %s`.\n\n", again);
     fprintf(f, "## Claims\n1. %s\n2. %s\n3. %s\n", v1, v2, v3);
     if (fams_txt[0]) fprintf(f, "\nNot more robust under: %s.\n", fams_txt);
     fprintf(f, "\n## Accuracy (test set, 10,000 images)\n\n| labels | scratch | self-supervised + fine-tune | difference |%s\n"
@@ -409,6 +560,9 @@ int cmd_demo(int argc, char **argv)
                "test images), encoder convnet-s, pretext task <code>%s</code>, seed %ld, %d threads, %s matrix products. "
                "Total wall time %s; pretraining %s.</p><h2>Claims</h2><ol>",
             method, seed, threads, pr, b4, b3);
+    fprintf(f, "<p>Time plan: %s", plan_txt);
+    if (predicted > 0) fprintf(f, "; predicted %s, took %s", bp, b4);
+    fprintf(f, ". The same plan again: <code>selfsup demo %s</code>.</p>", again);
     const char *vs[3] = {v1, v2, v3};
     for (int k = 0; k < 3; k++) fprintf(f, "<li class=\"%s\">%s</li>", vs[k][0] == 'Y' ? "yes" : "no", vs[k]);
     fprintf(f, "</ol>");
@@ -431,7 +585,7 @@ int cmd_demo(int argc, char **argv)
     free(svg1);
     free(svg2);
     free(svg3);
-    printf("\nselfsup demo (%s total)\n  1. %s\n  2. %s\n  3. %s\n", b4, v1, v2, v3);
+    printf("\nselfsup demo (%s total; plan %s)\n  1. %s\n  2. %s\n  3. %s\n", b4, plan_txt, v1, v2, v3);
     if (fams_txt[0]) printf("     not more robust under: %s\n", fams_txt);
     printf("report: %s and %s\n", html, md);
     return 0;

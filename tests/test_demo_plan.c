@@ -1,0 +1,110 @@
+/* selfsup demo --plan: the time plan without running it. A fixed --scale
+ * gives fixed budgets (the full ones at 1; each scaled budget at its
+ * rounding and floor); flags the user sets are kept; --minutes picks the
+ * largest ladder factor whose predicted length fits, and the prediction is
+ * the measured rate times the counted work; bad values are refused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *bin;
+
+/* stdout of "SS_BIN demo --plan ARGS" (one JSON line) into out; exit code. */
+static int plan(char *out, size_t cap, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' demo --plan --threads 1 %s 2>/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static double num(const char *js, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(js, k);
+    return p ? atof(p + strlen(k)) : -1;
+}
+
+int main(void)
+{
+    bin = getenv("SS_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("SKIP: no selfsup binary (SS_BIN)\n");
+        return 0;
+    }
+    char js[1024];
+
+    /* scale 1: the documented full budgets */
+    CHECK(plan(js, sizeof js, "--scale 1") == 0);
+    CHECK_NEAR(num(js, "pretrain_epochs"), 3, 0);
+    CHECK_NEAR(num(js, "pretrain_images"), 60000, 0);
+    CHECK_NEAR(num(js, "epochs_1"), 100, 0);
+    CHECK_NEAR(num(js, "epochs_10"), 10, 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 4, 0);
+    CHECK_NEAR(num(js, "robust_images"), 1500, 0);
+    /* 180,000 pretraining images x 2 views + the counted rest */
+    const double full = num(js, "units");
+    CHECK(full > 360000 && full < 1.2e6);
+
+    /* scale 0.5: pretraining work 90,000 images -> 2 epochs of 45,000;
+     * distillation epochs halve, the labelled stages' epochs scale by
+     * sqrt(0.5); robustness images by min(1, 1.5 x 0.5) */
+    CHECK(plan(js, sizeof js, "--scale 0.5") == 0);
+    CHECK_NEAR(num(js, "pretrain_epochs"), 2, 0);
+    CHECK_NEAR(num(js, "pretrain_images"), 45000, 0);
+    CHECK_NEAR(num(js, "epochs_1"), 71, 0);
+    CHECK_NEAR(num(js, "epochs_10"), 7, 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 2, 0);
+    CHECK_NEAR(num(js, "robust_images"), 1100, 0);
+    CHECK(num(js, "units") < 0.6 * full);
+
+    /* floors at the bottom of the ladder; set flags are kept */
+    CHECK(plan(js, sizeof js, "--scale 0.05 --epochs-1 7 --distill-epochs 0") == 0);
+    CHECK_NEAR(num(js, "epochs_1"), 7, 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
+    CHECK_NEAR(num(js, "epochs_10"), 2, 0);
+    CHECK_NEAR(num(js, "robust_images"), 500, 0);
+    CHECK_NEAR(num(js, "pretrain_epochs"), 1, 0);
+    CHECK_NEAR(num(js, "pretrain_images"), 9000, 0);
+
+    /* --minutes: the prediction is the rate times the counted work, and
+     * fits the budget (95%) unless the ladder's last factor is reached. */
+    CHECK(plan(js, sizeof js, "--minutes 15") == 0);
+    double s15 = num(js, "scale"), pred = num(js, "predicted_s"), ums = num(js, "unit_ms");
+    printf("plan for 15 minutes on this machine (1 thread): scale %.2f, %.3f ms per unit, predicted %.0f s\n", s15,
+           ums, pred);
+    CHECK(ums > 0);
+    CHECK_NEAR(pred, 25 + ums * 1e-3 * num(js, "units"), 1.0);
+    CHECK(pred <= 0.95 * 900 + 1e-6 || s15 <= 0.2 + 1e-9);
+    /* with a given rate the ladder is exact: at 1 ms per unit the full
+     * budgets (about 1.06 M units) do not fit 15 minutes and 0.8 is the
+     * largest factor that does; a faster machine runs everything */
+    CHECK(plan(js, sizeof js, "--minutes 15 --unit-ms 1") == 0);
+    double u = num(js, "units");
+    CHECK(25 + 1e-3 * u <= 855);
+    CHECK(plan(js, sizeof js, "--scale 1") == 0);
+    CHECK(25 + 1e-3 * num(js, "units") > 855);
+    CHECK(plan(js, sizeof js, "--minutes 15 --unit-ms 0.5") == 0);
+    CHECK_NEAR(num(js, "scale"), 1, 1e-9);
+    /* nothing fits: the last factor, and the distillation is dropped
+     * unless it was set */
+    CHECK(plan(js, sizeof js, "--minutes 0.1 --unit-ms 1") == 0);
+    CHECK_NEAR(num(js, "scale"), 0.2, 1e-9);
+    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
+    CHECK(plan(js, sizeof js, "--minutes 0.1 --unit-ms 1 --distill-epochs 3") == 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 3, 0);
+
+    /* refused */
+    CHECK(plan(js, sizeof js, "--scale 2") != 0);
+    CHECK(plan(js, sizeof js, "--minutes -1") != 0);
+    TEST_MAIN_END();
+}
