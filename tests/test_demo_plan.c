@@ -65,6 +65,11 @@ int main(void)
     CHECK_NEAR(num(js, "epochs_10"), 7, 0);
     CHECK_NEAR(num(js, "distill_epochs"), 2, 0);
     CHECK_NEAR(num(js, "robust_images"), 1100, 0);
+    /* under two distillation epochs the distillation is left out */
+    CHECK(plan(js, sizeof js, "--scale 0.35") == 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
+    CHECK(plan(js, sizeof js, "--scale 0.35 --distill-epochs 1") == 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 1, 0);
     CHECK(num(js, "units") < 0.6 * full);
 
     /* floors at the bottom of the ladder; set flags are kept */

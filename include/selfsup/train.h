@@ -100,6 +100,9 @@ typedef struct ss_fit_hooks {
     /* Before each step's loss, on every rank, also after a resume (schedules
      * that change what trains, e.g. linear-probe-then-fine-tune). Optional. */
     void (*before_step)(void *ctx, int64_t step);
+    /* End of epoch, on every rank, before epoch_end (which runs on rank 0
+     * only): all-reduce what epoch_end reports. Optional. */
+    ss_status (*epoch_collective)(void *ctx);
 } ss_fit_hooks;
 
 typedef struct ss_fit_config {

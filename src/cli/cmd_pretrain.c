@@ -179,7 +179,7 @@ int cmd_pretrain(int argc, char **argv)
         m.extra_prefix = "target.";
     }
     pre_ctx pc = {meth, state, &m, &r, knn_every, r.epochs, NAN};
-    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end, NULL};
+    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end, NULL, NULL};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     cJSON *o = cJSON_CreateObject();

@@ -43,11 +43,13 @@ typedef struct sup_ctx {
     float tau, semi_w;
     const unsigned char *is_lab; /* per training-set index */
     ss_graph *g2;                /* the pseudo-labelling forward */
-    double n_unl, n_mask, n_pl_right, n_pl_known; /* this epoch, for the log line */
+    double n_unl, n_mask, n_pl_right, n_pl_known; /* this epoch on this rank, for the log line */
+    double tot[4];                                /* the same summed over the ranks at the epoch's end */
+    double last_unl;                              /* the last epoch's unlabelled images (all ranks) */
     double last_above, last_agree;                /* the last epoch's shares, for result.json (-1: none);
-                                                   * over the batches this process computed in that epoch
-                                                   * (under mpirun: rank 0's shard; after --resume: the
-                                                   * rest of the epoch) */
+                                                   * over the batches computed in that epoch, summed over
+                                                   * the ranks under mpirun (after --resume: the rest of
+                                                   * the epoch) */
 } sup_ctx;
 
 static int argmax_row(const float *l, int C)
@@ -188,21 +190,33 @@ static void sup_before_step(void *ctx, int64_t step)
             ss_params_set_lr_scale_at(s->m->p, i, s->base_scale[i] * f);
 }
 
+/* On every rank at the end of an epoch: the --semi counts of all ranks. */
+static ss_status sup_epoch_collective(void *ctx)
+{
+    sup_ctx *s = ctx;
+    if (!s->semi) return SS_OK;
+    double c[4] = {s->n_unl, s->n_mask, s->n_pl_right, s->n_pl_known};
+    ss_status st = ss_dist_allreduce_sum_f64(c, 4);
+    if (st) return st;
+    memcpy(s->tot, c, sizeof c);
+    s->n_unl = s->n_mask = s->n_pl_right = s->n_pl_known = 0;
+    return SS_OK;
+}
+
 static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
 {
     sup_ctx *s = ctx;
-    if (s->semi && s->n_unl > 0) {
-        s->last_above = s->n_mask / s->n_unl;
-        s->last_agree = s->n_pl_known > 0 ? s->n_pl_right / s->n_pl_known : -1;
+    if (s->semi && s->tot[0] > 0) { /* tot: this epoch, all ranks (sup_epoch_collective) */
+        s->last_above = s->tot[1] / s->tot[0];
+        s->last_unl = s->tot[0];
+        s->last_agree = s->tot[3] > 0 ? s->tot[2] / s->tot[3] : -1;
         if (!s->r->quiet && ss_dist_rank() == 0) {
             fprintf(stderr, "semi: epoch %lld: %.1f%% of unlabelled images above the threshold %.2f", (long long)epoch + 1,
-                    100.0 * s->n_mask / s->n_unl, (double)s->tau);
-            if (s->n_pl_known > 0) /* the data set's own labels, which training never reads for these images */
-                fprintf(stderr, "; their pseudo-labels agree with the hidden labels on %.1f%%",
-                        100.0 * s->n_pl_right / s->n_pl_known);
+                    100.0 * s->last_above, (double)s->tau);
+            if (s->last_agree >= 0) /* the data set's own labels, which training never reads for these images */
+                fprintf(stderr, "; their pseudo-labels agree with the hidden labels on %.1f%%", 100.0 * s->last_agree);
             fprintf(stderr, "\n");
         }
-        s->n_unl = s->n_mask = s->n_pl_right = s->n_pl_known = 0;
     }
     int last = epoch + 1 == s->epochs;
     if (!last && s->eval_every > 0 && (epoch + 1) % s->eval_every != 0) return SS_OK;
@@ -523,7 +537,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL,
-                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, -1, -1};
+                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, {0, 0, 0, 0}, 0, -1, -1};
     if (semi) {
         if (!(g2 = ss_graph_new())) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
@@ -551,7 +565,7 @@ static int train_main(int argc, char **argv, const char *cmd)
         for (int i = 0; i < ss_params_count(m.p); i++) base_scale[i] = ss_params_lr_scale(m.p, i);
         sc.base_scale = base_scale;
     }
-    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step};
+    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step, sup_epoch_collective};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;
@@ -566,6 +580,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     if (semi && sc.last_above >= 0) { /* the last epoch: share of unlabelled images pseudo-labelled, and how
                                        * many of those agree with the data set's own (unused) labels */
         cJSON_AddNumberToObject(o, "semi_above_threshold", sc.last_above);
+        cJSON_AddNumberToObject(o, "semi_unlabelled_images", sc.last_unl); /* that epoch's, over all ranks */
         if (sc.last_agree >= 0) cJSON_AddNumberToObject(o, "semi_pseudo_label_agreement", sc.last_agree);
     }
     cJSON_AddNumberToObject(o, "epochs", r.epochs);

@@ -319,6 +319,7 @@ restart:
             correct = cc[0];
             count = cc[1];
         }
+        if (h->epoch_collective && (s = h->epoch_collective(h->ctx))) goto out_g;
         if (h->epoch_end && rank == 0 && (s = h->epoch_end(h->ctx, epoch, &metric))) goto out_g;
         eval_seconds += now_s() - t_eval;
         double ips = images / (t_eval - t_epoch + 1e-9);

@@ -253,7 +253,7 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
     }
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "mlm");
-    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL};
+    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     ss_text_batcher_free(c.tb);
     return s;
@@ -333,7 +333,7 @@ ss_status ss_text_train_classifier(ss_model *m, const ss_tokenizer *tok, const s
     if (s) return s;
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "train");
-    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL};
+    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     ss_text_batcher_free(c.tb);
     if (!s && isnan(c.last_acc) && res->steps > 0) /* stopped early (max_steps): evaluate now */
