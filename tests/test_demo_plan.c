@@ -90,20 +90,43 @@ int main(void)
     CHECK(ums > 0);
     CHECK_NEAR(pred, 25 + ums * 1e-3 * num(js, "units"), 1.0);
     CHECK(pred <= 0.95 * 900 + 1e-6 || s15 <= 0.2 + 1e-9);
-    /* with a given rate the ladder is exact: at 1 ms per unit the full
-     * budgets (about 1.06 M units) do not fit 15 minutes and 0.8 is the
-     * largest factor that does; a faster machine runs everything */
+    /* with a given rate the choice is exact: at 1 ms per unit the full
+     * budgets (about 1 M units) do not fit 15 minutes; the factor taken is
+     * the largest on the ladder that does (the next one up does not); a
+     * faster machine runs everything */
+    static const double ladder[] = {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2};
     CHECK(plan(js, sizeof js, "--minutes 15 --unit-ms 1") == 0);
-    double u = num(js, "units");
-    CHECK(25 + 1e-3 * u <= 855);
-    CHECK(plan(js, sizeof js, "--scale 1") == 0);
-    CHECK(25 + 1e-3 * num(js, "units") > 855);
+    double f = num(js, "scale");
+    CHECK(25 + 1e-3 * num(js, "units") <= 855);
+    CHECK(strstr(js, "\"fits\":true") != NULL);
+    int li = -1;
+    for (int i = 0; i < 12; i++)
+        if (fabs(ladder[i] - f) < 1e-9) li = i;
+    CHECK_MSG(li > 0, "factor %g is not on the ladder below 1", f);
+    if (li > 0) {
+        char a[64];
+        snprintf(a, sizeof a, "--scale %g", ladder[li - 1]);
+        CHECK(plan(js, sizeof js, a) == 0);
+        CHECK_MSG(25 + 1e-3 * num(js, "units") > 855, "factor %g would have fit too", ladder[li - 1]);
+    }
+    /* --scale with --unit-ms: the same prediction */
+    CHECK(plan(js, sizeof js, "--scale 1 --unit-ms 1") == 0);
+    CHECK_NEAR(num(js, "predicted_s"), 25 + 1e-3 * num(js, "units"), 1.0);
     CHECK(plan(js, sizeof js, "--minutes 15 --unit-ms 0.5") == 0);
     CHECK_NEAR(num(js, "scale"), 1, 1e-9);
+    /* the floors: at least 10 epochs at 1% labels, one at 10% */
+    CHECK(plan(js, sizeof js, "--scale 0.0025") == 0); /* sqrt: 0.05 x 100 epochs = 5 */
+    CHECK_NEAR(num(js, "epochs_1"), 10, 0);
+    CHECK_NEAR(num(js, "epochs_10"), 1, 0);
+    /* --quick: no distillation */
+    CHECK(plan(js, sizeof js, "--quick --scale 1") == 0);
+    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
+
     /* nothing fits: the last factor, and the distillation is dropped
      * unless it was set */
     CHECK(plan(js, sizeof js, "--minutes 0.1 --unit-ms 1") == 0);
     CHECK_NEAR(num(js, "scale"), 0.2, 1e-9);
+    CHECK(strstr(js, "\"fits\":false") != NULL);
     CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
     CHECK(plan(js, sizeof js, "--minutes 0.1 --unit-ms 1 --distill-epochs 3") == 0);
     CHECK_NEAR(num(js, "distill_epochs"), 3, 0);
@@ -111,5 +134,6 @@ int main(void)
     /* refused */
     CHECK(plan(js, sizeof js, "--scale 2") != 0);
     CHECK(plan(js, sizeof js, "--minutes -1") != 0);
+    CHECK(plan(js, sizeof js, "--minutes 15 --scale 0.5") != 0);
     TEST_MAIN_END();
 }

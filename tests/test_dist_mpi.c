@@ -119,6 +119,11 @@ int main(void)
         printf("SKIP: %s\n", why);
         return 0;
     }
+    /* The sanitizer build (-O0, no -march=native) sums in another order on 1
+     * and 2 ranks, and SimCLR's small batches amplify it (on a Zen 3: 1e-4
+     * after 2 steps, 0.27 after 20); there the multi-step SimCLR and
+     * 20-step figures are printed, and the optimised build checks them. */
+    const int san = getenv("SS_SANITIZED") != NULL;
     /* Two local ranks over shared memory; root is fine in a container. */
     setenv("OMPI_MCA_btl", "self,vader", 1);
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
@@ -160,7 +165,7 @@ int main(void)
     /* the whole epoch (20 steps): the same up to max-pool flips; a wrong
      * gradient average (sum, or one rank's) is off by tens of percent */
     r = pair("train_20steps", "train", 8, 320, sup, "--lr 0.01");
-    CHECK_MSG(r >= 0 && r < 0.02, "supervised 20 steps: %g", r);
+    CHECK_MSG(r >= 0 && (san || r < 0.02), "supervised 20 steps: %g", r);
 
     /* MAE on vit-t (no BN; masks keyed on the global position). */
     r = pair("pretrain_mae", "pretrain", 8, 320, "--method mae --epochs 1 --optimizer sgd --lr 0.05", "");
@@ -169,7 +174,7 @@ int main(void)
     /* SimCLR with negatives from both ranks and synchronised BN. */
     const char *sim = "--method simclr --epochs 1 --knn-every 0 --sync-bn --optimizer sgd";
     r = pair("simclr_2steps", "pretrain", 4, 160, sim, "--lr 0.01 --max-steps 2 --checkpoint-every 2");
-    CHECK_MSG(r >= 0 && r < 1e-5, "simclr 2 steps: %g", r);
+    CHECK_MSG(r >= 0 && r < (san ? 1e-3 : 1e-5), "simclr 2 steps: %g", r);
     double r20 = pair("simclr_5steps", "pretrain", 4, 160, sim, "--lr 0.01 --max-steps 5 --checkpoint-every 5");
     snprintf(c, sizeof c, "%s pretrain --data %s --max-images 160 --threads 1 --quiet %s --lr 0.01000001 --batch 8 "
              "--max-steps 5 --checkpoint-every 5 --out %s/simclr_nudged > /dev/null", bin, data, sim, tmp);
@@ -178,9 +183,10 @@ int main(void)
     snprintf(p2, sizeof p2, "%s/simclr_nudged/last.safetensors", tmp);
     double ref = weight_diff(p1, p2);
     printf("%-22s one process, lr x (1 + 1e-6): max rel weight difference %.3g\n", "simclr sensitivity", ref);
-    CHECK_MSG(r20 >= 0 && ref >= 0 && r20 <= fmax(1e-4, 5 * ref), "simclr 5 steps: %g vs single-process %g", r20, ref);
+    CHECK_MSG(r20 >= 0 && ref >= 0 && (san || r20 <= fmax(1e-4, 5 * ref)), "simclr 5 steps: %g vs single-process %g", r20,
+              ref);
     r = pair("simclr_20steps", "pretrain", 4, 160, sim, "--lr 0.01");
-    CHECK_MSG(r >= 0 && r < 0.05, "simclr 20 steps: %g", r);
+    CHECK_MSG(r >= 0 && (san || r < 0.05), "simclr 20 steps: %g", r);
 
     /* --semi fixmatch: the pseudo-label counts in the log and result.json
      * cover every rank's share of the epoch (all-reduced), not rank 0's. */

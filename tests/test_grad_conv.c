@@ -559,9 +559,11 @@ static void test_determinism(void)
     omp_set_num_threads(maxt);
     CHECK(memcmp(y1, y2, sizeof y1) == 0 && memcmp(gx1, gx2, sizeof gx1) == 0 && memcmp(gw1, gw2, sizeof gw1) == 0 &&
           memcmp(r1, r2, sizeof r1) == 0);
-    /* BN and pools split work per channel/plane, so 1 thread gives the same
-     * bits too (OpenBLAS splits GEMMs by rows/columns, never along K). */
-    CHECK(memcmp(y1, y3, sizeof y1) == 0 && memcmp(r1, r3, sizeof r1) == 0);
+    /* Across thread counts the promise is "close", not "equal": BN and the
+     * pools split work per channel/plane, but OpenBLAS may block a product
+     * differently with 1 and 2 threads (bit-equal with its SkylakeX kernels
+     * on a Zen 4; not with its Zen kernels on a Zen 3). */
+    CHECK(max_abs_diff(y1, y3, 128) < 1e-5 && max_abs_diff(r1, r3, 16) < 1e-5);
     CHECK(max_abs_diff(gx1, gx3, 3456) < 1e-5 && max_abs_diff(gw1, gw3, 432) < 1e-5);
 }
 
