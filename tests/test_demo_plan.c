@@ -34,6 +34,18 @@ static double num(const char *js, const char *key)
     return p ? atof(p + strlen(k)) : -1;
 }
 
+/* The plan for ARGS has these budgets (-1: not checked); its units. */
+static double expect(const char *args, int pre_epochs, long pre_images, int ep1, int ep10, int dep, long rimg)
+{
+    char js[1024];
+    CHECK_MSG(plan(js, sizeof js, args) == 0, "demo --plan %s failed", args);
+    const char *key[6] = {"pretrain_epochs", "pretrain_images", "epochs_1", "epochs_10", "distill_epochs", "robust_images"};
+    double want[6] = {pre_epochs, (double)pre_images, ep1, ep10, dep, (double)rimg};
+    for (int i = 0; i < 6; i++)
+        if (want[i] >= 0) CHECK_MSG(num(js, key[i]) == want[i], "%s: %s %g, want %g", args, key[i], num(js, key[i]), want[i]);
+    return num(js, "units");
+}
+
 int main(void)
 {
     bin = getenv("SS_BIN");
@@ -43,43 +55,23 @@ int main(void)
     }
     char js[1024];
 
-    /* scale 1: the documented full budgets */
-    CHECK(plan(js, sizeof js, "--scale 1") == 0);
-    CHECK_NEAR(num(js, "pretrain_epochs"), 3, 0);
-    CHECK_NEAR(num(js, "pretrain_images"), 60000, 0);
-    CHECK_NEAR(num(js, "epochs_1"), 100, 0);
-    CHECK_NEAR(num(js, "epochs_10"), 10, 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 4, 0);
-    CHECK_NEAR(num(js, "robust_images"), 1500, 0);
-    /* 180,000 pretraining images x 2 views + the counted rest */
-    const double full = num(js, "units");
+    /* scale 1: the documented full budgets; 180,000 pretraining images x 2
+     * views + the counted rest */
+    const double full = expect("--scale 1", 3, 60000, 100, 10, 4, 1500);
     CHECK(full > 360000 && full < 1.2e6);
-
     /* scale 0.5: pretraining work 90,000 images -> 2 epochs of 45,000;
      * distillation epochs halve, the labelled stages' epochs scale by
      * sqrt(0.5); robustness images by min(1, 1.5 x 0.5) */
-    CHECK(plan(js, sizeof js, "--scale 0.5") == 0);
-    CHECK_NEAR(num(js, "pretrain_epochs"), 2, 0);
-    CHECK_NEAR(num(js, "pretrain_images"), 45000, 0);
-    CHECK_NEAR(num(js, "epochs_1"), 71, 0);
-    CHECK_NEAR(num(js, "epochs_10"), 7, 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 2, 0);
-    CHECK_NEAR(num(js, "robust_images"), 1100, 0);
-    /* under two distillation epochs the distillation is left out */
-    CHECK(plan(js, sizeof js, "--scale 0.35") == 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
-    CHECK(plan(js, sizeof js, "--scale 0.35 --distill-epochs 1") == 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 1, 0);
-    CHECK(num(js, "units") < 0.6 * full);
-
-    /* floors at the bottom of the ladder; set flags are kept */
-    CHECK(plan(js, sizeof js, "--scale 0.05 --epochs-1 7 --distill-epochs 0") == 0);
-    CHECK_NEAR(num(js, "epochs_1"), 7, 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
-    CHECK_NEAR(num(js, "epochs_10"), 2, 0);
-    CHECK_NEAR(num(js, "robust_images"), 500, 0);
-    CHECK_NEAR(num(js, "pretrain_epochs"), 1, 0);
-    CHECK_NEAR(num(js, "pretrain_images"), 9000, 0);
+    expect("--scale 0.5", 2, 45000, 71, 7, 2, 1100);
+    /* under two distillation epochs the distillation is left out, unless set */
+    expect("--scale 0.35", -1, -1, -1, -1, 0, -1);
+    CHECK(expect("--scale 0.35 --distill-epochs 1", -1, -1, -1, -1, 1, -1) < 0.6 * full);
+    /* floors at the bottom of the ladder (at least 10 epochs at 1% labels,
+     * one at 10%, 500 robustness images); set flags are kept */
+    expect("--scale 0.05 --epochs-1 7 --distill-epochs 0", 1, 9000, 7, 2, 0, 500);
+    expect("--scale 0.0025", -1, -1, 10, 1, -1, -1); /* sqrt: 0.05 x 100 epochs = 5 */
+    /* --quick: no distillation */
+    expect("--quick --scale 1", 1, 12000, 15, 2, 0, 500);
 
     /* --minutes: the prediction is the rate times the counted work, and
      * fits the budget (95%) unless the ladder's last factor is reached. */
@@ -114,13 +106,6 @@ int main(void)
     CHECK_NEAR(num(js, "predicted_s"), 25 + 1e-3 * num(js, "units"), 1.0);
     CHECK(plan(js, sizeof js, "--minutes 15 --unit-ms 0.5") == 0);
     CHECK_NEAR(num(js, "scale"), 1, 1e-9);
-    /* the floors: at least 10 epochs at 1% labels, one at 10% */
-    CHECK(plan(js, sizeof js, "--scale 0.0025") == 0); /* sqrt: 0.05 x 100 epochs = 5 */
-    CHECK_NEAR(num(js, "epochs_1"), 10, 0);
-    CHECK_NEAR(num(js, "epochs_10"), 1, 0);
-    /* --quick: no distillation */
-    CHECK(plan(js, sizeof js, "--quick --scale 1") == 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
 
     /* nothing fits: the last factor, and the distillation is dropped
      * unless it was set */
@@ -128,8 +113,7 @@ int main(void)
     CHECK_NEAR(num(js, "scale"), 0.2, 1e-9);
     CHECK(strstr(js, "\"fits\":false") != NULL);
     CHECK_NEAR(num(js, "distill_epochs"), 0, 0);
-    CHECK(plan(js, sizeof js, "--minutes 0.1 --unit-ms 1 --distill-epochs 3") == 0);
-    CHECK_NEAR(num(js, "distill_epochs"), 3, 0);
+    expect("--minutes 0.1 --unit-ms 1 --distill-epochs 3", -1, -1, -1, -1, 3, -1);
 
     /* refused */
     CHECK(plan(js, sizeof js, "--scale 2") != 0);
