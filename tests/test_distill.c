@@ -144,6 +144,23 @@ int main(void)
         snprintf(a1, sizeof a1, "%s/semi1/last.safetensors", tmp);
         CHECK_MSG(encoder_weights_changed(a0, a1) == 0, "two --semi runs with one seed differ");
         CHECK_MSG(encoder_weights_changed(pre_ck(tmp), a0) > 0, "--semi did not train the encoder");
+        /* every unlabelled image is counted once per epoch, also when a
+         * NaN in epoch 2 rolls the run back to epoch 1's checkpoint (the
+         * re-run batches and the diagnosis's re-run are not counted twice) */
+        CHECK_NEAR(json_num(res, "semi_unlabelled_images"), nu, 0);
+        const int spe = (nu + 100 * rep) / 32;
+        snprintf(c, sizeof c,
+                 "%s train --data %s --max-images %d --labels 10/class --epochs 2 --batch 32 --threads 2 --quiet "
+                 "--semi fixmatch --model %s/teacher/last.safetensors --on-nan rollback --debug-nan-at-step %d "
+                 "--out %s/semi_nan > /dev/null 2> %s/semi_nan.txt",
+                 bin, data, n, tmp, spe + 2, tmp, tmp);
+        CHECK_MSG(system(c) == 0, "%s", c);
+        snprintf(p, sizeof p, "%s/semi_nan.txt", tmp);
+        char *nlog = slurp(p); /* slurp's one static buffer: read before the next */
+        CHECK_MSG(nlog && strstr(nlog, "rolled back"), "no rollback in %s", p);
+        snprintf(p, sizeof p, "%s/semi_nan/result.json", tmp);
+        char *nres = slurp(p);
+        CHECK_NEAR(json_num(nres, "semi_unlabelled_images"), nu, 0);
         snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi fixmatch "
                  "--distill %s/teacher/last.safetensors 2> /dev/null", bin, data, tmp);
         CHECK(WEXITSTATUS(system(c)) == 2);

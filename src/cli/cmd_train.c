@@ -48,8 +48,9 @@ typedef struct sup_ctx {
     double last_unl;                              /* the last epoch's unlabelled images (all ranks) */
     double last_above, last_agree;                /* the last epoch's shares, for result.json (-1: none);
                                                    * over the batches computed in that epoch, summed over
-                                                   * the ranks under mpirun (after --resume: the rest of
-                                                   * the epoch) */
+                                                   * the ranks under mpirun (after --resume or a NaN
+                                                   * rollback: the rest of the epoch) */
+    int64_t last_step;                            /* the step before_step saw last (-1: none yet) */
 } sup_ctx;
 
 static int argmax_row(const float *l, int C)
@@ -175,6 +176,11 @@ static ss_tensor *sup_loss(void *ctx, ss_graph *g, const ss_batch *b, double *co
 static void sup_before_step(void *ctx, int64_t step)
 {
     sup_ctx *s = ctx;
+    /* Steps only grow, except after a NaN rollback: the batches since the
+     * checkpoint (and the diagnosis's re-run of the bad one) were counted,
+     * and are run again, so the epoch's --semi counts restart here. */
+    if (step <= s->last_step) s->n_unl = s->n_mask = s->n_pl_right = s->n_pl_known = 0;
+    s->last_step = step;
     if (s->lp_steps <= 0) return;
     int frozen = step < s->lp_steps;
     if (frozen != s->frozen) {
@@ -537,7 +543,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
     sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL,
-                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, {0, 0, 0, 0}, 0, -1, -1};
+                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, {0, 0, 0, 0}, 0, -1, -1, -1};
     if (semi) {
         if (!(g2 = ss_graph_new())) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
