@@ -213,6 +213,23 @@ static plan plan_scale(plan base, double f, const int fixed[5])
     return p;
 }
 
+/* The largest ladder factor whose predicted length fits budget_s (*found =
+ * 0 and the smallest factor when none does). */
+static double plan_fit(plan base, const int fixed[5], double unit_s, double budget_s, int *found)
+{
+    static const double ladder[] = {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2};
+    const size_t nl = sizeof ladder / sizeof ladder[0];
+    for (size_t i = 0; i < nl; i++) {
+        plan q = plan_scale(base, ladder[i], fixed);
+        if (DEMO_FIXED_S + unit_s * plan_units(&q) <= budget_s) {
+            *found = 1;
+            return ladder[i];
+        }
+    }
+    *found = 0;
+    return ladder[nl - 1];
+}
+
 int cmd_demo(int argc, char **argv)
 {
     ss_args a;
@@ -289,29 +306,15 @@ int cmd_demo(int argc, char **argv)
              * taken at 1x and 1.2x, with the 5% margin below. */
             unit_s = br.sec_per_step / br.items_per_step;
             if (unit_ms <= 0 && prec == SS_PRECISION_BF16) unit_s *= 1.2;
-            static const double ladder[] = {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2};
-            const size_t nl = sizeof ladder / sizeof ladder[0];
-            int found = 0;
-            scale = ladder[nl - 1];
-            /* A second pass without the distillation when the first found
-             * no plan, or found one whose distillation fell under its two
-             * epochs (its time then goes to a larger factor for the rest). */
-            for (int pass = 0; pass < 2; pass++) {
-                if (pass == 1) {
-                    if (fixed[3] || !base.dep) break;
-                    if (found && plan_scale(base, scale, fixed).dep > 0) break;
-                    base.dep = 0;
-                    fixed[3] = 1; /* so --scale repeats it: see again[] */
-                    found = 0;
-                    scale = ladder[nl - 1];
-                }
-                for (size_t i = 0; i < nl && !found; i++) {
-                    plan q = plan_scale(base, ladder[i], fixed);
-                    if (DEMO_FIXED_S + unit_s * plan_units(&q) <= 0.95 * 60 * minutes) {
-                        scale = ladder[i];
-                        found = 1;
-                    }
-                }
+            int found;
+            scale = plan_fit(base, fixed, unit_s, 0.95 * 60 * minutes, &found);
+            /* Without the distillation when nothing fits, or when it fell
+             * under its two epochs (its time then goes to a larger factor
+             * for the rest). */
+            if (!fixed[3] && base.dep && (!found || plan_scale(base, scale, fixed).dep == 0)) {
+                base.dep = 0;
+                fixed[3] = 1; /* so --scale repeats it: see again[] */
+                scale = plan_fit(base, fixed, unit_s, 0.95 * 60 * minutes, &found);
             }
             fits = found;
             plan_how = "--minutes";
