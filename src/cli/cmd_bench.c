@@ -37,27 +37,39 @@ static double peak_gflops(int threads, peak_loop loop, double flops_per_round)
     return best;
 }
 
-/* FMA: 2 flops per lane, with the widest FMA the CPU has (chosen at run
- * time, so a generic vector type's lowering cannot hide the peak: without
- * AVX-512 a 64-byte vector and C11's fp-contract=off gave separate
- * multiplies and adds at a fifth of the peak on a Zen 3). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define SS_FMA_CHAINS(T, SET1, FMA, ADD, RED)                                                                     \
-    T a = SET1(0.999999f), b = SET1(1e-7f);                                                                        \
-    T c0 = b, c1 = b, c2 = b, c3 = b, c4 = b, c5 = b, c6 = b, c7 = b, c8 = b, c9 = b, c10 = b, c11 = b;            \
+/* Twelve independent accumulator chains c = OP(c, a, b) of vector type T
+ * (a, b of type AT), summed and reduced to one float at the end: the body
+ * of every peak loop below. */
+#define SS_PEAK_CHAINS(T, AT, C0, A0, B0, OP, ADD, RED)                                                            \
+    AT a = A0, b = B0;                                                                                             \
+    T c0 = C0, c1 = C0, c2 = C0, c3 = C0, c4 = C0, c5 = C0, c6 = C0, c7 = C0, c8 = C0, c9 = C0, c10 = C0, c11 = C0; \
     for (long it = 0; it < n; it++) {                                                                              \
-        c0 = FMA(c0, a, b); c1 = FMA(c1, a, b); c2 = FMA(c2, a, b); c3 = FMA(c3, a, b);                            \
-        c4 = FMA(c4, a, b); c5 = FMA(c5, a, b); c6 = FMA(c6, a, b); c7 = FMA(c7, a, b);                            \
-        c8 = FMA(c8, a, b); c9 = FMA(c9, a, b); c10 = FMA(c10, a, b); c11 = FMA(c11, a, b);                        \
+        c0 = OP(c0, a, b); c1 = OP(c1, a, b); c2 = OP(c2, a, b); c3 = OP(c3, a, b);                                \
+        c4 = OP(c4, a, b); c5 = OP(c5, a, b); c6 = OP(c6, a, b); c7 = OP(c7, a, b);                                \
+        c8 = OP(c8, a, b); c9 = OP(c9, a, b); c10 = OP(c10, a, b); c11 = OP(c11, a, b);                            \
     }                                                                                                              \
     T s = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));                                       \
     s = ADD(s, ADD(ADD(c8, c9), ADD(c10, c11)));                                                                   \
     return RED(s);
 
+/* FMA: 2 flops per lane, with the widest FMA the CPU has, chosen at run
+ * time: a generic 64-byte vector type built without AVX-512 measured a
+ * fifth of the peak on a Zen 3. */
+typedef float v16 __attribute__((vector_size(64)));
+#define V16_SET1(x) ((v16){0} + (x))
+#define V16_MULADD(c, a, b) ((c) * (a) + (b))
+#define V16_ADD(x, y) ((x) + (y))
+#define V16_FIRST(v) ((v)[0])
+/* Elsewhere (no AVX2/AVX-512 FMA, other architectures): a generic 16-wide
+ * multiply-add, which the compiler may or may not fuse; a lower bound. */
+static float generic_loop(long n) { SS_PEAK_CHAINS(v16, v16, V16_SET1(1e-7f), V16_SET1(0.999999f), V16_SET1(1e-7f), V16_MULADD, V16_ADD, V16_FIRST) }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 __attribute__((target("avx512f"))) static float fma512_loop(long n)
 {
-    SS_FMA_CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+    SS_PEAK_CHAINS(__m512, __m512, _mm512_set1_ps(1e-7f), _mm512_set1_ps(0.999999f), _mm512_set1_ps(1e-7f), _mm512_fmadd_ps,
+                   _mm512_add_ps, _mm512_reduce_add_ps)
 }
 __attribute__((target("avx2,fma"))) static float red256(__m256 v)
 {
@@ -66,27 +78,22 @@ __attribute__((target("avx2,fma"))) static float red256(__m256 v)
 }
 __attribute__((target("avx2,fma"))) static float fma256_loop(long n)
 {
-    SS_FMA_CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, red256)
+    SS_PEAK_CHAINS(__m256, __m256, _mm256_set1_ps(1e-7f), _mm256_set1_ps(0.999999f), _mm256_set1_ps(1e-7f), _mm256_fmadd_ps,
+                   _mm256_add_ps, red256)
 }
-#endif
-
-/* Elsewhere (no AVX2/AVX-512 FMA, other architectures): a generic 16-wide
- * multiply-add, which the compiler may or may not fuse; a lower bound. */
-typedef float v16 __attribute__((vector_size(64)));
-static float generic_loop(long n)
+/* vdpbf16ps: 2 bf16 products + 2 adds per fp32 lane. */
+__attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(long n)
 {
-    v16 a, b;
-    for (int i = 0; i < 16; i++) a[i] = 0.999999f, b[i] = 1e-7f;
-    v16 c0 = b, c1 = b * 2.f, c2 = b * 3.f, c3 = b * 4.f, c4 = b * 5.f, c5 = b * 6.f;
-    v16 c6 = b * 7.f, c7 = b * 8.f, c8 = b * 9.f, c9 = b * 10.f, c10 = b * 11.f, c11 = b * 12.f;
-    for (long it = 0; it < n; it++) {
-        c0 = c0 * a + b; c1 = c1 * a + b; c2 = c2 * a + b; c3 = c3 * a + b;
-        c4 = c4 * a + b; c5 = c5 * a + b; c6 = c6 * a + b; c7 = c7 * a + b;
-        c8 = c8 * a + b; c9 = c9 * a + b; c10 = c10 * a + b; c11 = c11 * a + b;
-    }
-    v16 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
-    return s[0];
+    SS_PEAK_CHAINS(__m512, __m512bh, _mm512_set1_ps(1e-7f), (__m512bh)_mm512_set1_epi32(0x3f803f80),
+                   (__m512bh)_mm512_set1_epi32(0x33003300), _mm512_dpbf16_ps, _mm512_add_ps, _mm512_reduce_add_ps)
 }
+static double bf16_peak_gflops(int threads)
+{
+    return ss_cpu_has_bf16() ? peak_gflops(threads, bf16_loop, 4.0 * 16 * 12) : 0.0;
+}
+#else
+static double bf16_peak_gflops(int threads) { (void)threads; return 0; }
+#endif
 
 static double fma_peak_gflops(int threads)
 {
@@ -97,32 +104,6 @@ static double fma_peak_gflops(int threads)
 #endif
     return peak_gflops(threads, generic_loop, 2.0 * 16 * 12);
 }
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/* vdpbf16ps: 2 bf16 products + 2 adds per fp32 lane. */
-__attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(long n)
-{
-    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33003300);
-    __m512 c0 = _mm512_set1_ps(1e-7f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
-           c9 = c0, c10 = c0, c11 = c0;
-    for (long it = 0; it < n; it++) {
-        c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
-        c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
-        c6 = _mm512_dpbf16_ps(c6, a, b); c7 = _mm512_dpbf16_ps(c7, a, b); c8 = _mm512_dpbf16_ps(c8, a, b);
-        c9 = _mm512_dpbf16_ps(c9, a, b); c10 = _mm512_dpbf16_ps(c10, a, b); c11 = _mm512_dpbf16_ps(c11, a, b);
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-    return _mm512_reduce_add_ps(s);
-}
-static double bf16_peak_gflops(int threads)
-{
-    return ss_cpu_has_bf16() ? peak_gflops(threads, bf16_loop, 4.0 * 16 * 12) : 0.0;
-}
-#else
-static double bf16_peak_gflops(int threads) { (void)threads; return 0; }
-#endif
 
 /* Share of the measured peak, 0 where there was none to measure. */
 static double share_of(double gf, double peak) { return peak > 0 ? gf / peak : 0.0; }
