@@ -542,8 +542,10 @@ static int train_main(int argc, char **argv, const char *cmd)
     fc.ckpt_every_steps = ck_steps;
     fc.ckpt_every_minutes = ck_min;
     run_fit_nan_opts(&r, &fc);
-    sup_ctx sc = {&r, &m, r.label_smoothing, aux, r.eval_every, r.epochs, eval_images, NAN, soft, dtemp, 0, 0, NULL, -1, 0, NULL,
-                  semi != NULL, semi_tau, semi_w, is_lab, NULL, 0, 0, 0, 0, {0, 0, 0, 0}, 0, -1, -1, -1};
+    sup_ctx sc = {.r = &r, .m = &m, .label_smoothing = r.label_smoothing, .aux = aux, .eval_every = r.eval_every,
+                  .epochs = r.epochs, .eval_images = eval_images, .last_acc = NAN, .soft = soft, .temp = dtemp,
+                  .ramp = -1, .semi = semi != NULL, .tau = semi_tau, .semi_w = semi_w, .is_lab = is_lab,
+                  .last_above = -1, .last_agree = -1, .last_step = -1}; /* the rest 0 / NULL */
     if (semi) {
         if (!(g2 = ss_graph_new())) {
             s = ss_seterr(SS_ERR_NOMEM, "out of memory");
