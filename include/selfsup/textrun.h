@@ -39,6 +39,11 @@ typedef struct ss_text_batcher_opts {
     uint64_t seed;
     int64_t max_sequences; /* > 0: keep a seeded random subset of this many
                               sequences (the same every epoch): a token budget */
+    int bucket;      /* > 0 (with shuffle): length bucketing: each pool of
+                        this many batches of the shuffled order is sorted by
+                        length and the batches' order shuffled again, so a
+                        batch holds sentences of similar length (fewer
+                        padding tokens); 0: plain shuffle */
 } ss_text_batcher_opts;
 
 /* Tokenise set's samples idx[0..n) (idx NULL = all) once. The batcher keeps
@@ -125,6 +130,17 @@ ss_text_run_opts ss_text_run_defaults(int pretrain);
  * finalized with o->seed) on corpus (all samples, packed). */
 ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_textset *corpus,
                                const ss_text_run_opts *o, ss_fit_result *res);
+
+/* Document-context pretraining ("docbow") of m (as for MLM: nclasses 0, not
+ * finalized; the head "docbow_head", a linear map from the pooled features
+ * o->pool to the vocabulary, is added here). docs holds one document per
+ * sample; each is split into sentences (lines, and after . ! ? inside long
+ * lines) and documents of one sentence are left out. Each step predicts, for
+ * a batch of sentences, the bag of tokens of the rest of their documents
+ * (tokens weighted 1/sqrt(corpus count + 1), normalised): cross-entropy
+ * against softmax of the head's logits. */
+ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,
+                                  const ss_text_run_opts *o, ss_fit_result *res);
 
 /* Train a classifier m (finalized; encoder from scratch or pretrained) on
  * train's samples idx[0..n); evaluate on test's samples test_idx[0..ntest)

@@ -327,13 +327,17 @@ static int text_pretrain(int argc, char **argv)
     ss_args a;
     if (ss_args_parse(&a, "pretrain", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
-        printf("usage: selfsup pretrain --method mlm --text CORPUS [--add-text LABELLED (its train split's text,\n"
+        printf("usage: selfsup pretrain --method mlm|docbow --text CORPUS [--add-text LABELLED (its train split's text,\n"
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
                "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning)] [--seed 0]\n"
                "  [--threads 2] [--precision fp32|bf16] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
                "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)]\n"
                "The corpus is packed into sequences of --seq-len tokens; 15%% of tokens are chosen each epoch\n"
-               "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n");
+               "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n"
+               "docbow: CORPUS is one document per file (e.g. a folder of reviews); each sentence is one sample,\n"
+               "and the encoder's pooled features predict the bag of tokens of the rest of its document (tokens\n"
+               "weighted 1/sqrt(count + 1)). Documents of one sentence are left out; --add-text and --by-line are\n"
+               "refused. --max-sequences keeps a seeded subset of that many sentences.\n");
         return 0;
     }
     ss_text_run_opts o = ss_text_run_defaults(1);
@@ -345,15 +349,22 @@ static int text_pretrain(int argc, char **argv)
     c.add_text = args_str(&a, "add-text", NULL);
     o.max_sequences = args_int(&a, "max-sequences", 0, 0, 1L << 40, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
-    if (strcmp(method, "mlm")) {
-        fprintf(stderr, "selfsup pretrain: --text takes --method mlm (got '%s')\n", method);
+    int docbow = !strcmp(method, "docbow");
+    if (strcmp(method, "mlm") && !docbow) {
+        fprintf(stderr, "selfsup pretrain: --text takes --method mlm or docbow (got '%s')\n", method);
+        return 2;
+    }
+    if (docbow && (c.by_line || c.add_text)) {
+        fprintf(stderr, "selfsup pretrain: --method docbow reads whole documents (one file per document) and predicts "
+                        "the rest of a document from one of its sentences; %s gives single sentences\n",
+                c.by_line ? "--by-line" : "--add-text");
         return 2;
     }
     if (!c.text) {
         fprintf(stderr, "selfsup pretrain: --text CORPUS is required\n");
         return 2;
     }
-    if (!c.out) c.out = "runs/mlm";
+    if (!c.out) c.out = docbow ? "runs/docbow" : "runs/mlm";
     o.epochs = c.epochs;
     o.batch = c.batch;
     o.lr = c.lr;
@@ -407,7 +418,8 @@ static int text_pretrain(int argc, char **argv)
     if (!s) {
         if (c.tokenizer) s = load_tokenizer_any(c.tokenizer, &tok);
         else {
-            if (!c.quiet) fprintf(stderr, "mlm: training a %d-token BPE tokenizer on %lld samples\n", c.vocab, (long long)corpus.n);
+            if (!c.quiet) fprintf(stderr, "%s: training a %d-token BPE tokenizer on %lld samples\n", method, c.vocab,
+                        (long long)corpus.n);
             s = train_tokenizer_on(&corpus, NULL, corpus.n, c.vocab, &tok);
             tok_s = ss_now() - t0;
             if (!s && c.out) {
@@ -421,18 +433,21 @@ static int text_pretrain(int argc, char **argv)
     if (!s) s = ss_text_model_create(&m, tok, o.seq_len, 0);
     if (s) goto fail;
     cJSON *cj = config_of(&c, "pretrain", &o, ss_tokenizer_vocab_size(tok));
-    cJSON_AddStringToObject(cj, "method", "mlm");
-    cJSON_AddNumberToObject(cj, "mask_prob", 0.15);
+    cJSON_AddStringToObject(cj, "method", method);
+    if (docbow) cJSON_AddStringToObject(cj, "target", "rest of the document, tokens weighted 1/sqrt(count+1)");
+    else cJSON_AddNumberToObject(cj, "mask_prob", 0.15);
     cJSON_AddNumberToObject(cj, "corpus_samples", (double)corpus.n);
     if (o.max_sequences) cJSON_AddNumberToObject(cj, "max_sequences", (double)o.max_sequences);
     cfg = cJSON_PrintUnformatted(cj);
     cJSON_Delete(cj);
     o.config_json = cfg;
     ss_fit_result res;
-    if ((s = ss_text_pretrain_mlm(&m, tok, &corpus, &o, &res))) goto fail;
+    if ((s = docbow ? ss_text_pretrain_docbow(&m, tok, &corpus, &o, &res)
+                    : ss_text_pretrain_mlm(&m, tok, &corpus, &o, &res)))
+        goto fail;
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "command", "pretrain");
-    cJSON_AddStringToObject(r, "method", "mlm");
+    cJSON_AddStringToObject(r, "method", method);
     cJSON_AddStringToObject(r, "encoder", "text-s");
     cJSON_AddNumberToObject(r, "epochs", o.epochs);
     cJSON_AddNumberToObject(r, "steps", (double)res.steps);

@@ -8,7 +8,7 @@
 #include "selfsup/textrun.h"
 
 struct ss_text_batcher {
-    int T, B, mlm, shuffle, drop_last, vocab;
+    int T, B, mlm, shuffle, drop_last, vocab, bucket;
     float p;
     uint64_t seed;
     int64_t nseq, spe;
@@ -100,6 +100,7 @@ ss_status ss_text_batcher_new(const ss_tokenizer *tok, const ss_textset *set, co
     b->p = o->mask_prob > 0 ? o->mask_prob : 0.15f;
     b->shuffle = o->shuffle;
     b->drop_last = o->drop_last;
+    b->bucket = o->bucket > 0 ? o->bucket : 0;
     b->seed = o->seed;
     b->vocab = ss_tokenizer_vocab_size(tok);
     b->perm_epoch = -1;
@@ -171,6 +172,52 @@ void ss_text_batcher_free(ss_text_batcher *b)
 int64_t ss_text_batcher_sequences(const ss_text_batcher *b) { return b->nseq; }
 int64_t ss_text_batcher_batches(const ss_text_batcher *b) { return b->spe; }
 
+/* Length bucketing: sort each pool of `bucket` batches of the shuffled order
+ * by length (ties by position), then shuffle the order of the full batches;
+ * a short last batch stays last. Batches then hold sentences of similar
+ * length and are trimmed to far fewer tokens. */
+typedef struct len_key {
+    int32_t len, pos, id;
+} len_key;
+
+static int by_len(const void *a, const void *b)
+{
+    const len_key *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static void bucket_by_length(ss_text_batcher *b, ss_rng *r)
+{
+    int64_t full = b->nseq / b->B, pool = (int64_t)b->bucket * b->B, used = full * b->B;
+    len_key *kv = malloc(sizeof *kv * (size_t)(pool > 0 ? pool : 1));
+    int32_t *order = malloc(sizeof(int32_t) * (size_t)(full > 0 ? full : 1));
+    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)(used > 0 ? used : 1));
+    if (!kv || !order || !tmp) { /* no memory: keep the plain shuffle */
+        free(kv);
+        free(order);
+        free(tmp);
+        return;
+    }
+    for (int64_t p0 = 0; p0 < used; p0 += pool) {
+        int64_t m = used - p0 < pool ? used - p0 : pool;
+        for (int64_t i = 0; i < m; i++) {
+            int32_t id = b->perm[p0 + i];
+            kv[i] = (len_key){b->lens[id], (int32_t)i, id};
+        }
+        qsort(kv, (size_t)m, sizeof *kv, by_len);
+        for (int64_t i = 0; i < m; i++) b->perm[p0 + i] = kv[i].id;
+    }
+    for (int64_t i = 0; i < full; i++) order[i] = (int32_t)i;
+    ss_rng_shuffle_i32(r, order, full);
+    for (int64_t i = 0; i < full; i++)
+        memcpy(tmp + i * b->B, b->perm + (int64_t)order[i] * b->B, sizeof(int32_t) * (size_t)b->B);
+    memcpy(b->perm, tmp, sizeof(int32_t) * (size_t)used);
+    free(kv);
+    free(order);
+    free(tmp);
+}
+
 static void make_perm(ss_text_batcher *b, int64_t epoch)
 {
     if (b->perm_epoch == epoch) return;
@@ -179,6 +226,7 @@ static void make_perm(ss_text_batcher *b, int64_t epoch)
         ss_rng r;
         ss_rng_seed(&r, b->seed ^ 0x7465787462617463ull, (uint64_t)epoch);
         ss_rng_shuffle_i32(&r, b->perm, b->nseq);
+        if (b->bucket) bucket_by_length(b, &r);
     }
     b->perm_epoch = epoch;
 }

@@ -9,6 +9,7 @@
 
 #include "selfsup/knn.h"
 #include "selfsup/textrun.h"
+#include "train/textrun_internal.h"
 
 int ss_text_pool_parse(const char *s)
 {
@@ -256,6 +257,221 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
     ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     ss_text_batcher_free(c.tb);
+    return s;
+}
+
+/* ---- document-context pretraining (docbow) ----------------------------------
+ * Each sample is one sentence of a document; the target is the rest of that
+ * document as a bag of tokens, each token weighted 1/sqrt(corpus count + 1)
+ * (frequent tokens such as "the" and "." matter little), normalised to a
+ * distribution. loss = cross-entropy between that distribution and
+ * softmax(head(pool(encoder(sentence)))). To predict which words the rest of
+ * a review uses, the encoder must infer the document's topic and the
+ * writer's opinion from one sentence (cf. PV-DBOW, Le and Mikolov 2014),
+ * where masked-token prediction rewards syntax and puts antonyms together. */
+
+typedef struct docbow_ctx {
+    ss_model *m;
+    ss_linear_layer head;
+    ss_text_batcher *tb;
+    int V, pool;
+    float *w;            /* [V] token weight */
+    int64_t *doc_off;    /* [ndocs+1] into doc_tok / doc_cnt */
+    int32_t *doc_tok;    /* the tokens each document holds, ascending */
+    float *doc_cnt;      /* their counts */
+} docbow_ctx;
+
+static ss_tensor *docbow_step_loss(void *ctx, ss_graph *g, const ss_batch *b, double *correct, double *count)
+{
+    docbow_ctx *c = ctx;
+    (void)correct;
+    (void)count;
+    const int32_t *in;
+    int64_t n;
+    int t;
+    ss_text_batcher_current(c->tb, &in, NULL, &n, &t);
+    ss_tensor *logits = ss_linear_forward(g, &c->head, ss_text_features(g, c->m, in, n, t, c->pool));
+    ss_tensor *tg = ss_new2(g, n, c->V);
+    if (!logits || !tg) return NULL;
+    int64_t rows = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t d = b->y[i];
+        rows += ss_docbow_target(c->doc_tok + c->doc_off[d], c->doc_cnt + c->doc_off[d],
+                                 c->doc_off[d + 1] - c->doc_off[d], in + i * t, t, c->w, c->V, tg->data + i * c->V);
+    }
+    /* -sum(target * log p) / rows */
+    ss_tensor *ce = ss_sum_all(g, ss_mul(g, tg, ss_log_softmax(g, logits)));
+    return ss_scale(g, ce, -1.0f / (float)(rows ? rows : 1));
+}
+
+int ss_docbow_target(const int32_t *doc_tok, const float *doc_cnt, int64_t nnz, const int32_t *ids, int t,
+                     const float *w, int V, float *out)
+{
+    memset(out, 0, sizeof(float) * (size_t)V);
+    for (int64_t k = 0; k < nnz; k++) out[doc_tok[k]] = doc_cnt[k];
+    for (int j = 0; j < t; j++) { /* the rest of the document: not the sentence itself */
+        int32_t id = ids[j];
+        if (id >= SS_TOK_NSPECIAL && id < V && out[id] > 0.0f) out[id] -= 1.0f;
+    }
+    double sum = 0;
+    for (int v = 0; v < V; v++) sum += (double)(out[v] *= w[v]);
+    float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    for (int v = 0; v < V; v++) out[v] *= inv;
+    return sum > 0;
+}
+
+ss_status ss_docbow_sentences(const ss_textset *docs, ss_textset *sent, int64_t *ndocs_used)
+{
+    memset(sent, 0, sizeof *sent);
+    int64_t cap = 0, used = 0;
+    for (int64_t d = 0; d < docs->n; d++) {
+        const char *txt = docs->texts[d];
+        size_t len = docs->lens[d];
+        int64_t first = sent->n;
+        size_t a = 0;
+        while (a < len) {
+            size_t e = a;
+            while (e < len && txt[e] != '\n') {
+                if ((txt[e] == '.' || txt[e] == '!' || txt[e] == '?') && e + 1 < len &&
+                    (txt[e + 1] == ' ' || txt[e + 1] == '\t') && e + 1 - a >= 40) {
+                    e++;
+                    break;
+                }
+                e++;
+            }
+            size_t s0 = a, s1 = e;
+            while (s0 < s1 && (txt[s0] == ' ' || txt[s0] == '\t' || txt[s0] == '\r')) s0++;
+            while (s1 > s0 && (txt[s1 - 1] == ' ' || txt[s1 - 1] == '\t' || txt[s1 - 1] == '\r')) s1--;
+            a = e < len && txt[e] == '\n' ? e + 1 : e;
+            if (s1 == s0) continue;
+            if (sent->n == cap) {
+                cap = cap ? 2 * cap : 1024;
+                char **tx = realloc(sent->texts, sizeof(char *) * (size_t)cap);
+                if (tx) sent->texts = tx;
+                size_t *ln = realloc(sent->lens, sizeof(size_t) * (size_t)cap);
+                if (ln) sent->lens = ln;
+                int32_t *lb = realloc(sent->labels, sizeof(int32_t) * (size_t)cap);
+                if (lb) sent->labels = lb;
+                if (!tx || !ln || !lb) return ss_seterr(SS_ERR_NOMEM, "docbow: out of memory");
+            }
+            char *p = malloc(s1 - s0 + 1);
+            if (!p) return ss_seterr(SS_ERR_NOMEM, "docbow: out of memory");
+            memcpy(p, txt + s0, s1 - s0);
+            p[s1 - s0] = '\0';
+            sent->texts[sent->n] = p;
+            sent->lens[sent->n] = s1 - s0;
+            sent->labels[sent->n] = (int32_t)used;
+            sent->n++;
+        }
+        if (sent->n - first >= 2) used++;
+        else { /* one sentence: no context to predict */
+            for (int64_t k = first; k < sent->n; k++) free(sent->texts[k]);
+            sent->n = first;
+        }
+    }
+    *ndocs_used = used;
+    return SS_OK;
+}
+
+ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,
+                                  const ss_text_run_opts *o, ss_fit_result *res)
+{
+    memset(res, 0, sizeof *res);
+    docbow_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.V = ss_tokenizer_vocab_size(tok);
+    c.pool = o->pool;
+    ss_textset sent;
+    int64_t nd = 0;
+    int32_t *ids = NULL;
+    float *dense = NULL;
+    ss_status s = ss_docbow_sentences(docs, &sent, &nd);
+    if (!s && nd == 0)
+        s = ss_seterr(SS_ERR_INVALID,
+                      "%s: no document of two or more sentences (docbow predicts the rest of a document from one of "
+                      "its sentences: give a folder of one file per document, without --by-line)",
+                      docs->source);
+    if (s) goto done;
+    snprintf(sent.source, sizeof sent.source, "%s", docs->source);
+    /* Bag of tokens of every document, and corpus counts. */
+    int64_t cap = 1 << 16, nnz = 0, maxlen = 1 << 12;
+    c.w = calloc((size_t)c.V, sizeof(float));
+    c.doc_off = calloc((size_t)nd + 1, sizeof(int64_t));
+    c.doc_tok = malloc(sizeof(int32_t) * (size_t)cap);
+    c.doc_cnt = malloc(sizeof(float) * (size_t)cap);
+    dense = calloc((size_t)c.V, sizeof(float));
+    ids = malloc(sizeof(int32_t) * (size_t)maxlen);
+    if (!c.w || !c.doc_off || !c.doc_tok || !c.doc_cnt || !dense || !ids) {
+        s = ss_seterr(SS_ERR_NOMEM, "docbow: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < sent.n && !s; i++) {
+        int64_t k = ss_tokenizer_encode(tok, sent.texts[i], sent.lens[i], ids, maxlen);
+        if (k > maxlen) {
+            int32_t *bigger = realloc(ids, sizeof(int32_t) * (size_t)k);
+            if (!bigger) {
+                s = ss_seterr(SS_ERR_NOMEM, "docbow: out of memory");
+                break;
+            }
+            ids = bigger;
+            maxlen = k;
+            k = ss_tokenizer_encode(tok, sent.texts[i], sent.lens[i], ids, maxlen);
+        }
+        for (int64_t j = 0; j < k; j++)
+            if (ids[j] >= SS_TOK_NSPECIAL && ids[j] < c.V) dense[ids[j]] += 1.0f;
+        int last = i + 1 == sent.n || sent.labels[i + 1] != sent.labels[i];
+        if (!last) continue;
+        int32_t d = sent.labels[i];
+        for (int v = 0; v < c.V; v++) {
+            if (dense[v] == 0.0f) continue;
+            if (nnz == cap) {
+                cap *= 2;
+                int32_t *nt = realloc(c.doc_tok, sizeof(int32_t) * (size_t)cap);
+                if (nt) c.doc_tok = nt;
+                float *nc = realloc(c.doc_cnt, sizeof(float) * (size_t)cap);
+                if (nc) c.doc_cnt = nc;
+                if (!nt || !nc) {
+                    s = ss_seterr(SS_ERR_NOMEM, "docbow: out of memory");
+                    break;
+                }
+            }
+            c.doc_tok[nnz] = v;
+            c.doc_cnt[nnz++] = dense[v];
+            c.w[v] += dense[v];
+            dense[v] = 0.0f;
+        }
+        c.doc_off[d + 1] = nnz;
+    }
+    if (s) goto done;
+    for (int v = 0; v < c.V; v++) c.w[v] = 1.0f / sqrtf(c.w[v] + 1.0f);
+    if ((s = ss_linear_init(&c.head, m->p, "docbow_head", m->enc->feat_dim, c.V, 1))) goto done;
+    if ((s = ss_model_finalize(m, o->seed))) goto done;
+    ss_text_batcher_opts bo = {.seq_len = m->ecfg.seq_len, .batch = o->batch, .pack = 0, .mlm = 0,
+                               .shuffle = 1, .drop_last = 1, .seed = o->seed, .max_sequences = o->max_sequences,
+                               .bucket = 50};
+    if ((s = ss_text_batcher_new(tok, &sent, NULL, sent.n, &bo, &c.tb))) goto done;
+    if (ss_text_batcher_batches(c.tb) <= 0) {
+        s = ss_seterr(SS_ERR_INVALID, "%s: %lld sentences, fewer than one batch of %d", docs->source,
+                      (long long)ss_text_batcher_sequences(c.tb), o->batch);
+        goto done;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "docbow: %lld sentences of %lld documents (%lld single-sentence documents left out)\n",
+                (long long)sent.n, (long long)nd, (long long)(docs->n - nd));
+    ss_batch_source src = ss_text_batcher_source(c.tb);
+    ss_fit_config fc = fit_config(o, "docbow");
+    ss_fit_hooks h = {&c, docbow_step_loss, NULL, NULL, NULL, NULL};
+    s = ss_fit_source(m, &src, &fc, &h, res);
+done:
+    ss_text_batcher_free(c.tb);
+    ss_textset_free(&sent);
+    free(c.w);
+    free(c.doc_off);
+    free(c.doc_tok);
+    free(c.doc_cnt);
+    free(dense);
+    free(ids);
     return s;
 }
 

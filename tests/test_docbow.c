@@ -1,0 +1,220 @@
+/* The docbow pretext (document-context prediction) and length bucketing:
+ * sentence splitting, the target against a hand computation, the batcher's
+ * length buckets (every sentence once per epoch, shorter batches,
+ * deterministic), and a short pretraining on generated documents whose loss
+ * falls. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "selfsup/textrun.h"
+#include "testutil.h"
+#include "train/textrun_internal.h"
+
+static void set_add(ss_textset *s, const char *text)
+{
+    s->texts = realloc(s->texts, sizeof(char *) * (size_t)(s->n + 1));
+    s->lens = realloc(s->lens, sizeof(size_t) * (size_t)(s->n + 1));
+    s->labels = realloc(s->labels, sizeof(int32_t) * (size_t)(s->n + 1));
+    s->texts[s->n] = strdup(text);
+    s->lens[s->n] = strlen(text);
+    s->labels[s->n] = -1;
+    s->n++;
+}
+
+static void test_sentences(void)
+{
+    ss_textset docs;
+    memset(&docs, 0, sizeof docs);
+    snprintf(docs.source, sizeof docs.source, "generated");
+    set_add(&docs, "first line .\n  second line \r\n\n");
+    set_add(&docs, "only one sentence here .");
+    set_add(&docs, "a short one. Then the split, after forty bytes. This sentence is long enough to be split here. And "
+                   "the tail! ok");
+    ss_textset out;
+    int64_t nd = -1;
+    CHECK_OK(ss_docbow_sentences(&docs, &out, &nd));
+    CHECK(nd == 2);
+    CHECK(out.n == 5);
+    /* the first '.' comes 12 bytes in: no split; the next ones after 40+ */
+    static const char *want[] = {"first line .", "second line", "a short one. Then the split, after forty bytes.",
+                                 "This sentence is long enough to be split here.", "And the tail! ok"};
+    static const int32_t lab[] = {0, 0, 1, 1, 1};
+    for (int64_t i = 0; i < out.n && i < 5; i++) {
+        CHECK_MSG(!strcmp(out.texts[i], want[i]), "sentence %lld is '%s'", (long long)i, out.texts[i]);
+        CHECK(out.lens[i] == strlen(want[i]));
+        CHECK(out.labels[i] == lab[i]);
+    }
+    ss_textset_free(&out);
+    /* nothing with two sentences: no documents, no error from the splitter */
+    ss_textset one;
+    memset(&one, 0, sizeof one);
+    set_add(&one, "just this");
+    CHECK_OK(ss_docbow_sentences(&one, &out, &nd));
+    CHECK(nd == 0 && out.n == 0);
+    ss_textset_free(&out);
+    ss_textset_free(&one);
+    ss_textset_free(&docs);
+}
+
+static void test_target(void)
+{
+    enum { V = 10 };
+    /* document: token 5 x3, token 6 x1, token 9 x2; the sentence holds 5, 6,
+     * 6 (one more 6 than the document: clamped at zero) and specials */
+    int32_t dt[] = {5, 6, 9};
+    float dc[] = {3, 1, 2};
+    int32_t ids[] = {SS_TOK_CLS, 5, 6, 6, SS_TOK_SEP, SS_TOK_PAD};
+    float w[V];
+    for (int v = 0; v < V; v++) w[v] = 1.0f / (float)(v + 1);
+    float out[V];
+    CHECK(ss_docbow_target(dt, dc, 3, ids, 6, w, V, out) == 1);
+    /* left: 5 x2 (w 1/6), 9 x2 (w 1/10) -> 1/3 and 1/5, sum 8/15 */
+    double z = 2.0 / 6 + 2.0 / 10;
+    for (int v = 0; v < V; v++) {
+        double e = v == 5 ? (2.0 / 6) / z : v == 9 ? (2.0 / 10) / z : 0.0;
+        CHECK_NEAR(out[v], e, 1e-6);
+    }
+    /* a one-sentence remainder that the sentence uses up: no target */
+    int32_t ids2[] = {5, 5, 5, 6, 9, 9};
+    CHECK(ss_docbow_target(dt, dc, 3, ids2, 6, w, V, out) == 0);
+    double s = 0;
+    for (int v = 0; v < V; v++) s += out[v];
+    CHECK(s == 0.0);
+}
+
+/* Documents of two kinds: "good" documents use good words, "bad" ones bad
+ * words, both share filler. One sentence per line. */
+static void make_docs(ss_textset *docs, int n)
+{
+    static const char *good[] = {"great", "superb", "moving", "funny"}, *bad[] = {"dull", "awful", "boring", "weak"};
+    static const char *fill[] = {"the film", "this movie", "the plot", "its cast", "the ending"};
+    memset(docs, 0, sizeof *docs);
+    snprintf(docs->source, sizeof docs->source, "generated");
+    uint32_t r = 7;
+    for (int d = 0; d < n; d++) {
+        char buf[4096];
+        size_t k = 0;
+        const char **w = d % 2 ? good : bad;
+        int ns = 3 + d % 4;
+        for (int i = 0; i < ns; i++) {
+            r = r * 1103515245u + 12345u;
+            int extra = (int)((r >> 10) % 3);
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s was %s", fill[(r >> 16) % 5], w[(r >> 20) % 4]);
+            for (int e = 0; e < extra; e++)
+                k += (size_t)snprintf(buf + k, sizeof buf - k, " and %s %s", fill[(r >> (4 + e)) % 5], w[(r >> (8 + e)) % 4]);
+            k += (size_t)snprintf(buf + k, sizeof buf - k, " .\n");
+        }
+        set_add(docs, buf);
+    }
+}
+
+static void test_bucketing(const ss_tokenizer *tok, const ss_textset *sent)
+{
+    int64_t n = sent->n, B = 8;
+    double spread[2] = {0, 0};
+    for (int bucket = 0; bucket <= 1; bucket++) {
+        ss_text_batcher_opts o = {.seq_len = 48, .batch = (int)B, .shuffle = 1, .drop_last = 0, .seed = 3,
+                                  .bucket = bucket ? 4 : 0};
+        ss_text_batcher *tb = NULL, *tb2 = NULL;
+        CHECK_OK(ss_text_batcher_new(tok, sent, NULL, n, &o, &tb));
+        CHECK_OK(ss_text_batcher_new(tok, sent, NULL, n, &o, &tb2));
+        if (!tb || !tb2) return;
+        ss_batch_source src = ss_text_batcher_source(tb), src2 = ss_text_batcher_source(tb2);
+        int64_t nb = ss_text_batcher_batches(tb);
+        CHECK(nb == (n + B - 1) / B);
+        for (int ep = 0; ep < 2; ep++) {
+            int *seen = calloc((size_t)n, sizeof(int));
+            int64_t tokens = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                ss_batch bt, bt2;
+                CHECK_OK(src.next(src.ctx, &bt));
+                CHECK_OK(src2.next(src2.ctx, &bt2));
+                const int32_t *ids, *ids2;
+                int64_t bn, bn2;
+                int t, t2;
+                ss_text_batcher_current(tb, &ids, NULL, &bn, &t);
+                ss_text_batcher_current(tb2, &ids2, NULL, &bn2, &t2);
+                CHECK(bn == bn2 && t == t2 && !memcmp(ids, ids2, sizeof(int32_t) * (size_t)(bn * t)));
+                CHECK(b < nb - 1 || bn == n - (nb - 1) * B); /* the short batch stays last */
+                for (int64_t i = 0; i < bn; i++) seen[bt.idx[i]]++;
+                tokens += bn * t;
+            }
+            int once = 1;
+            for (int64_t i = 0; i < n; i++) once &= seen[i] == 1;
+            CHECK_MSG(once, "bucket %d epoch %d: a sentence missing or repeated", bucket, ep);
+            spread[bucket] += (double)tokens;
+            free(seen);
+        }
+        ss_text_batcher_free(tb);
+        ss_text_batcher_free(tb2);
+    }
+    printf("bucketing: %.0f padded tokens per 2 epochs without, %.0f with\n", spread[0], spread[1]);
+    CHECK(spread[1] < 0.9 * spread[0]);
+}
+
+static void test_pretrain(void)
+{
+    ss_textset docs;
+    make_docs(&docs, 48);
+    ss_textset sent;
+    int64_t nd = 0;
+    CHECK_OK(ss_docbow_sentences(&docs, &sent, &nd));
+    CHECK(nd == 48);
+    const char **tx = malloc(sizeof(char *) * (size_t)docs.n);
+    for (int64_t i = 0; i < docs.n; i++) tx[i] = docs.texts[i];
+    ss_tokenizer_opts to = ss_tokenizer_opts_default();
+    to.vocab_size = 300;
+    ss_tokenizer *tok = NULL;
+    CHECK_OK(ss_tokenizer_train(tx, docs.n, &to, &tok));
+    free(tx);
+    if (!tok) return;
+    test_bucketing(tok, &sent);
+
+    ss_model m;
+    CHECK_OK(ss_text_model_create(&m, tok, 32, 0));
+    ss_text_run_opts o = ss_text_run_defaults(1);
+    o.epochs = getenv("SS_SANITIZED") ? 3 : 6;
+    o.batch = 16;
+    o.lr = 2e-3f;
+    o.warmup_epochs = 0.5f;
+    o.seq_len = 32;
+    o.quiet = 1;
+    o.seed = 1;
+    ss_fit_result res;
+    CHECK_OK(ss_text_pretrain_docbow(&m, tok, &docs, &o, &res));
+    CHECK(res.nhist == o.epochs);
+    if (res.nhist >= 2) {
+        double first = res.hist_loss[0], last = res.hist_loss[res.nhist - 1];
+        printf("docbow: epoch loss %.4f -> %.4f (uniform %.4f)\n", first, last, log(300.0));
+        CHECK(isfinite(first) && isfinite(last));
+        CHECK_MSG(last < first - 0.05, "loss %.4f -> %.4f", first, last);
+    }
+    CHECK(ss_params_find(m.p, "docbow_head.weight") != NULL);
+    ss_fit_result_free(&res);
+    ss_model_free(&m);
+
+    /* documents of one sentence only: a clear error, no training */
+    ss_textset one;
+    memset(&one, 0, sizeof one);
+    snprintf(one.source, sizeof one.source, "single.txt");
+    set_add(&one, "the film was great .");
+    set_add(&one, "the plot was dull .");
+    CHECK_OK(ss_text_model_create(&m, tok, 32, 0));
+    CHECK(ss_text_pretrain_docbow(&m, tok, &one, &o, &res) == SS_ERR_INVALID);
+    CHECK(strstr(ss_errmsg(), "single.txt") != NULL && strstr(ss_errmsg(), "two or more sentences") != NULL);
+    ss_model_free(&m);
+    ss_textset_free(&one);
+    ss_tokenizer_free(tok);
+    ss_textset_free(&sent);
+    ss_textset_free(&docs);
+}
+
+int main(void)
+{
+    test_sentences();
+    test_target();
+    test_pretrain();
+    TEST_MAIN_END();
+}
