@@ -10,7 +10,10 @@
 # Env: SS_BIN (build/selfsup), DATA (../shared/data), PRE_SEQS (12800:
 # packed 64-token sequences of MLM pretraining, one pass = 200 steps of 64;
 # 0 = the whole corpus), PRE_EPOCHS (1: passes over them),
-# LANES (3: jobs run in parallel lanes of THREADS threads each), THREADS (1).
+# LANES (3: jobs run in parallel lanes of THREADS threads each), THREADS (1),
+# METHOD (mlm | docbow: the pretext; docbow reads the reviews as documents,
+# 2 passes by default, and uses the rt-polarity text for the tokenizer only),
+# VOCAB (4096), EPOCHS_100 (1: classifier epochs at 100% labels).
 # Restartable: a job whose result.json exists is skipped. Summary table:
 # OUT_DIR/summary.md (SUMMARY_ONLY=1 rebuilds it without running anything).
 set -euo pipefail
@@ -22,7 +25,9 @@ PRE_SEQS=${PRE_SEQS:-12800}
 LANES=${LANES:-3}
 THREADS=${THREADS:-1}
 SEEDS="0 1 2"
-VOCAB=4096
+VOCAB=${VOCAB:-4096}
+METHOD=${METHOD:-mlm}
+PRE=$OUT/$METHOD
 SEQ=64
 RT=$D/rt-polarity
 MR=$D/movie-review-polarity-v2
@@ -30,37 +35,43 @@ mkdir -p "$OUT/claims" "$OUT/logs"
 
 # Same recipe for fine-tune and scratch: AdamW lr 5e-4, wd 0.01, batch 32,
 # 1 warm-up epoch, cosine to 0, clip 1, mean pooling; epochs by label count.
-epochs_for() { case $1 in 1%) echo 40 ;; 10%) echo 8 ;; 100%) echo 1 ;; esac; }
+epochs_for() { case $1 in 1%) echo 40 ;; 10%) echo 8 ;; 100%) echo "${EPOCHS_100:-1}" ;; esac; }
 COMMON="--text $RT --threads $THREADS --quiet --json"
 
 job_pretrain() {
-    [ -f "$OUT/mlm/result.json" ] && return 0
+    [ -f "$PRE/result.json" ] && return 0
+    if [ "$METHOD" = docbow ]; then
+        "$B" pretrain --method docbow --text "$MR" --add-text "$RT" --vocab $VOCAB --seq-len $SEQ \
+            --epochs "${PRE_EPOCHS:-2}" --batch 64 --lr 2e-3 --warmup 0.1 --threads "$THREADS" --quiet --json \
+            --out "$PRE" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
+        return
+    fi
     "$B" pretrain --method mlm --text "$MR" --add-text "$RT" --vocab $VOCAB --seq-len $SEQ \
         --epochs "${PRE_EPOCHS:-1}" --max-sequences "$PRE_SEQS" --batch 64 --lr 2e-3 --warmup 0.1 --threads "$THREADS" --quiet --json \
-        --out "$OUT/mlm" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
+        --out "$PRE" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
 }
 
 job_scratch() { # LABELS SEED
     local d="$OUT/scratch-${1%\%}-s$2"
     [ -f "$d/result.json" ] && return 0
-    while [ ! -f "$OUT/mlm/tokenizer.json" ]; do sleep 5; done
-    "$B" train $COMMON --tokenizer "$OUT/mlm/tokenizer.json" --seq-len $SEQ --labels "$1" --seed "$2" \
+    while [ ! -f "$PRE/tokenizer.json" ]; do sleep 5; done
+    "$B" train $COMMON --tokenizer "$PRE/tokenizer.json" --seq-len $SEQ --labels "$1" --seed "$2" \
         --epochs "$(epochs_for "$1")" --out "$d" > /dev/null 2> "$OUT/logs/scratch-${1%\%}-s$2.err"
 }
 
 job_finetune() { # LABELS SEED
     local d="$OUT/ft-${1%\%}-s$2"
     [ -f "$d/result.json" ] && return 0
-    while [ ! -f "$OUT/mlm/result.json" ]; do sleep 10; done
-    "$B" finetune $COMMON --model "$OUT/mlm/last.safetensors" --labels "$1" --seed "$2" \
+    while [ ! -f "$PRE/result.json" ]; do sleep 10; done
+    "$B" finetune $COMMON --model "$PRE/last.safetensors" --labels "$1" --seed "$2" \
         --epochs "$(epochs_for "$1")" --out "$d" > /dev/null 2> "$OUT/logs/ft-${1%\%}-s$2.err"
 }
 
 job_probe() { # LABELS SEED
     local f="$OUT/probe-${1%\%}-s$2.json"
     [ -s "$f" ] && return 0
-    while [ ! -f "$OUT/mlm/result.json" ]; do sleep 10; done
-    "$B" probe $COMMON --model "$OUT/mlm/last.safetensors" --labels "$1" --seed "$2" > "$f.tmp" \
+    while [ ! -f "$PRE/result.json" ]; do sleep 10; done
+    "$B" probe $COMMON --model "$PRE/last.safetensors" --labels "$1" --seed "$2" > "$f.tmp" \
         2> "$OUT/logs/probe-${1%\%}-s$2.err" && mv "$f.tmp" "$f"
 }
 
@@ -93,15 +104,16 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then # SUMMARY_ONLY=1: just rebuild summary.md
     wait
 fi
 
-/usr/bin/python3 - "$OUT" <<'EOF'
+/usr/bin/python3 - "$OUT" "$METHOD" <<'EOF'
 import json, os, statistics, sys
-out = sys.argv[1]
+out, method = sys.argv[1], sys.argv[2]
+M = method.upper() if method == "mlm" else method
 def load(p):
     try:
         with open(p) as f: return json.load(f)
     except Exception: return None
 rows = []
-pre = load(os.path.join(out, "mlm", "result.json"))
+pre = load(os.path.join(out, method, "result.json"))
 for lab in ("1", "10", "100"):
     cell = {}
     for arm, key, pat in (("finetune", "test_acc", "ft-%s-s%d/result.json"), ("scratch", "test_acc", "scratch-%s-s%d/result.json"),
@@ -113,13 +125,13 @@ for lab in ("1", "10", "100"):
 def ms(v):
     if not v: return "-"
     return "%.1f ± %.1f (n=%d)" % (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-lines = ["| labels | MLM fine-tune | MLM linear probe | scratch | fine-tune − scratch |", "| --- | --- | --- | --- | --- |"]
+lines = ["| labels | %s fine-tune | %s linear probe | scratch | fine-tune − scratch |" % (M, M), "| --- | --- | --- | --- | --- |"]
 for lab, c in rows:
     d = statistics.mean(c["finetune"]) - statistics.mean(c["scratch"]) if c["finetune"] and c["scratch"] else float("nan")
     lines.append("| %s%% | %s | %s | %s | %+.1f |" % (lab, ms(c["finetune"]), ms(c["probe"]), ms(c["scratch"]), d))
 if pre:
     lines.append("")
-    lines.append("Pretraining: %d epochs, %d steps, final MLM loss %.3f, %.0f s training + %.0f s tokenizer, %d corpus samples." % (
+    lines.append("Pretraining (" + method + "): %d epochs, %d steps, final loss %.3f, %.0f s training + %.0f s tokenizer, %d corpus samples." % (
         pre["epochs"], pre["steps"], pre["final_loss"], pre["train_seconds"], pre["tokenizer_seconds"], pre["corpus_samples"]))
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)

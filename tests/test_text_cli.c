@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -246,6 +247,52 @@ int main(void)
     CHECK(run(NULL, "tokenizer train --text corpus.txt") == 2);
     CHECK(run(NULL, "probe --text lab.tsv --model mlm/last.safetensors --pool max") == 1);
     CHECK(err_has("--pool"));
+
+    /* 9. docbow: a folder of documents; --add-text feeds the tokenizer only;
+     * the encoder fine-tunes like the MLM one */
+    {
+        static const char *w[2][3] = {{"dull", "awful", "boring"}, {"great", "superb", "funny"}};
+        char dp[600];
+        snprintf(dp, sizeof dp, "%s/docs", dir);
+        CHECK(mkdir(dp, 0755) == 0);
+        for (int d = 0; d < 12; d++) {
+            snprintf(dp, sizeof dp, "%s/docs/review%02d.txt", dir, d);
+            FILE *f = fopen(dp, "w");
+            CHECK(f != NULL);
+            if (!f) break;
+            for (int k = 0; k < 4; k++) fprintf(f, "the film was %s and the plot %s .\n", w[d % 2][(d + k) % 3], w[d % 2][k % 3]);
+            fclose(f);
+        }
+        snprintf(dp, sizeof dp, "%s/one/only.txt", dir);
+        char mk[1400];
+        snprintf(mk, sizeof mk, "mkdir -p '%s/one' && echo 'a single sentence .' > '%s'", dir, dp);
+        CHECK(system(mk) == 0);
+        CHECK(run(&o, "pretrain --method docbow --text docs --add-text lab.tsv --vocab 300 --seq-len 32 --batch 8 "
+                      "--epochs 2 --out db --json") == 0);
+        free(o);
+        char *r = read_text("db/result.json");
+        CHECK(r && strstr(r, "\"docbow\"") != NULL);
+        CHECK(json_num(r, "corpus_samples") == 12); /* the documents, not the --add-text sentences */
+        CHECK(json_num(r, "steps") == 12);          /* 48 sentences / 8 = 6 batches, 2 epochs */
+        free(r);
+        snprintf(p, sizeof p, "%s/db/last.safetensors", dir);
+        ss_safetensors *st = NULL;
+        CHECK_OK(ss_st_open(p, &st));
+        if (st) {
+            CHECK(ss_st_find(st, "docbow_head.weight") != NULL);
+            CHECK(ss_st_meta(st, "tokenizer") != NULL);
+            ss_st_close(st);
+        }
+        CHECK(run(&o, "finetune --text lab.tsv --model db/last.safetensors --labels 100%% --epochs 1 --batch 16 "
+                      "--json") == 0);
+        CHECK(json_num(o, "test_acc") >= 0.0);
+        free(o);
+        CHECK(run(NULL, "pretrain --method docbow --text docs --by-line --vocab 300") == 2);
+        CHECK(err_has("--by-line"));
+        CHECK(run(NULL, "pretrain --method docbow --text docs --add-text lab.tsv --tokenizer tok.json") == 2);
+        CHECK(run(NULL, "pretrain --method docbow --text one --tokenizer tok.json --out db1") == 1);
+        CHECK(err_has("two or more sentences"));
+    }
 
     char rm[600];
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);

@@ -336,8 +336,9 @@ static int text_pretrain(int argc, char **argv)
                "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n"
                "docbow: CORPUS is one document per file (e.g. a folder of reviews); each sentence is one sample,\n"
                "and the encoder's pooled features predict the bag of tokens of the rest of its document (tokens\n"
-               "weighted 1/sqrt(count + 1)). Documents of one sentence are left out; --add-text and --by-line are\n"
-               "refused. --max-sequences keeps a seeded subset of that many sentences.\n");
+               "weighted 1/sqrt(count + 1)). Documents of one sentence are left out; --by-line is refused, and\n"
+               "--add-text joins the tokenizer's training text only. --max-sequences keeps a seeded subset of that\n"
+               "many sentences.\n");
         return 0;
     }
     ss_text_run_opts o = ss_text_run_defaults(1);
@@ -354,10 +355,14 @@ static int text_pretrain(int argc, char **argv)
         fprintf(stderr, "selfsup pretrain: --text takes --method mlm or docbow (got '%s')\n", method);
         return 2;
     }
-    if (docbow && (c.by_line || c.add_text)) {
+    if (docbow && c.by_line) {
         fprintf(stderr, "selfsup pretrain: --method docbow reads whole documents (one file per document) and predicts "
-                        "the rest of a document from one of its sentences; %s gives single sentences\n",
-                c.by_line ? "--by-line" : "--add-text");
+                        "the rest of a document from one of its sentences; --by-line gives single sentences\n");
+        return 2;
+    }
+    if (docbow && c.add_text && c.tokenizer) {
+        fprintf(stderr, "selfsup pretrain: with --method docbow, --add-text only adds text to the tokenizer's training "
+                        "(single sentences have no document); --tokenizer is given, so there is nothing to add it to\n");
         return 2;
     }
     if (!c.text) {
@@ -388,6 +393,7 @@ static int text_pretrain(int argc, char **argv)
     char *cfg = NULL;
     double t0 = ss_now(), tok_s = 0;
     ss_status s = ss_textset_load_corpus(c.text, c.by_line, &corpus);
+    int64_t ndocs = corpus.n; /* docbow: the documents, before --add-text */
     if (!s && c.add_text) {
         /* The train part of the labelled set's fixed split, appended as
          * unlabelled samples (its test part is never seen). */
@@ -429,6 +435,10 @@ static int text_pretrain(int argc, char **argv)
                 if (!s) s = ss_tokenizer_save(tok, p);
             }
         }
+    }
+    if (!s && docbow && corpus.n > ndocs) { /* --add-text served the tokenizer only */
+        for (int64_t i = ndocs; i < corpus.n; i++) free(corpus.texts[i]);
+        corpus.n = ndocs;
     }
     if (!s) s = ss_text_model_create(&m, tok, o.seq_len, 0);
     if (s) goto fail;
