@@ -255,7 +255,7 @@ int main(void)
         char dp[600];
         snprintf(dp, sizeof dp, "%s/docs", dir);
         CHECK(mkdir(dp, 0755) == 0);
-        for (int d = 0; d < 12; d++) {
+        for (int d = 0; d < 40; d++) {
             snprintf(dp, sizeof dp, "%s/docs/review%02d.txt", dir, d);
             FILE *f = fopen(dp, "w");
             CHECK(f != NULL);
@@ -272,8 +272,8 @@ int main(void)
         free(o);
         char *r = read_text("db/result.json");
         CHECK(r && strstr(r, "\"docbow\"") != NULL);
-        CHECK(json_num(r, "corpus_samples") == 12); /* the documents, not the --add-text sentences */
-        CHECK(json_num(r, "steps") == 12);          /* 48 sentences / 8 = 6 batches, 2 epochs */
+        CHECK(json_num(r, "corpus_samples") == 40); /* the documents, not the --add-text sentences */
+        CHECK(json_num(r, "steps") == 40);          /* 160 sentences / 8 = 20 batches, 2 epochs */
         free(r);
         snprintf(p, sizeof p, "%s/db/last.safetensors", dir);
         ss_safetensors *st = NULL;
@@ -292,6 +292,15 @@ int main(void)
         CHECK(run(NULL, "pretrain --method docbow --text docs --add-text lab.tsv --tokenizer tok.json") == 2);
         CHECK(run(NULL, "pretrain --method docbow --text one --tokenizer tok.json --out db1") == 1);
         CHECK(err_has("two or more sentences"));
+        /* the text demo pretrains with docbow by default */
+        if (!asan) {
+            CHECK(run(&o, "demo --text --quick --corpus docs --labelled lab.tsv --out demo") == 0);
+            free(o);
+            char *md = read_text("demo/report.md");
+            CHECK(md && strstr(md, "docbow + fine-tune") != NULL && strstr(md, "-token BPE") != NULL);
+            free(md);
+        }
+        CHECK(run(NULL, "demo --text --method bert --corpus docs --labelled lab.tsv --out demo") == 2);
     }
 
     char rm[600];

@@ -62,9 +62,10 @@ int cmd_text_demo(int argc, char **argv)
     ss_args a;
     if (ss_args_parse(&a, "demo", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
-        printf("usage: selfsup demo --text [--quick] [--corpus PATH] [--labelled PATH] [--pretrain-epochs 2]\n"
-               "  [--seed 0] [--threads 2] [--out runs/demo-text]\n"
-               "MLM pretraining on unlabelled reviews, fine-tune vs scratch at 10%% and 100%% labels, linear probe,\n"
+        printf("usage: selfsup demo --text [--quick] [--method docbow|mlm] [--corpus PATH] [--labelled PATH]\n"
+               "  [--pretrain-epochs 2] [--seed 0] [--threads 2] [--out runs/demo-text]\n"
+               "docbow (8192-token BPE) or MLM (4096) pretraining on unlabelled reviews, fine-tune vs scratch\n"
+               "at 10%% and 100%% labels, linear probe,\n"
                "robustness to typos / case / word dropout; OUT/report.html and OUT/report.md. Defaults use\n"
                "python3-pattern's corpora (about 15 minutes on 2 cores; --quick: about 2 minutes).\n");
         return 0;
@@ -75,6 +76,19 @@ int cmd_text_demo(int argc, char **argv)
     const char *corpus_path = args_str(&a, "corpus", ss_text_default_corpus());
     const char *lab_path = args_str(&a, "labelled", ss_text_default_labelled());
     const char *out = args_str(&a, "out", "runs/demo-text");
+    const char *method = args_str(&a, "method", "docbow");
+    int docbow = !strcmp(method, "docbow");
+    if (!docbow && strcmp(method, "mlm")) {
+        fprintf(stderr, "selfsup demo --text: --method '%s': expected docbow or mlm\n", method);
+        return 2;
+    }
+    /* docbow needs whole sentiment words as tokens (docs/TEXT_RESULTS.md) */
+    const char *M = docbow ? "docbow" : "MLM";
+    int vocab = docbow ? 8192 : 4096;
+    char s_ft[32], s_pr[32], s_loss[48];
+    snprintf(s_ft, sizeof s_ft, "%s + fine-tune", M);
+    snprintf(s_pr, sizeof s_pr, "%s + linear probe", M);
+    snprintf(s_loss, sizeof s_loss, "%s pretraining loss", M);
     int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 2, 1, 1000, &ok);
     uint64_t seed = (uint64_t)args_int(&a, "seed", 0, 0, 1L << 40, &ok);
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
@@ -85,7 +99,7 @@ int cmd_text_demo(int argc, char **argv)
     memset(&lab, 0, sizeof lab);
     memset(&corpus, 0, sizeof corpus);
     int32_t *tr = NULL, *te = NULL, *sub[2] = {NULL, NULL};
-    int64_t ntr = 0, nte = 0, nsub[2] = {0, 0};
+    int64_t ntr = 0, nte = 0, nsub[2] = {0, 0}, ndocs = 0;
     ss_tokenizer *tok = NULL;
     ss_model pre, mods[2][2];
     memset(&pre, 0, sizeof pre);
@@ -110,6 +124,7 @@ int cmd_text_demo(int argc, char **argv)
         for (int64_t i = 120; i < corpus.n; i++) free(corpus.texts[i]);
         corpus.n = 120;
     }
+    ndocs = corpus.n; /* docbow reads these as documents; the train sentences only feed the tokenizer */
     if (!s && (s = ss_mkdir_p(out)) == SS_OK) {
         /* The pretraining corpus also gets the labelled train text (no labels). */
         int64_t n = corpus.n + ntr;
@@ -129,15 +144,16 @@ int cmd_text_demo(int argc, char **argv)
         }
     }
     if (s) goto fail;
-    fprintf(stderr, "== tokenizer: byte-level BPE, 4096 tokens, on %lld unlabelled samples\n", (long long)corpus.n);
+    fprintf(stderr, "== tokenizer: byte-level BPE, %d tokens, on %lld unlabelled samples\n", vocab, (long long)corpus.n);
     {
         ss_tokenizer_opts to = ss_tokenizer_opts_default();
-        to.vocab_size = 4096;
+        to.vocab_size = vocab;
         if ((s = ss_tokenizer_train_n((const char *const *)corpus.texts, corpus.lens, corpus.n, &to, &tok))) goto fail;
+        vocab = ss_tokenizer_vocab_size(tok); /* small corpora stop merging early */
         snprintf(p, sizeof p, "%.900s/tokenizer.json", out);
         if ((s = ss_tokenizer_save(tok, p))) goto fail;
     }
-    fprintf(stderr, "== 1. MLM pretraining, %d epoch(s), no labels\n", pre_epochs);
+    fprintf(stderr, "== 1. %s pretraining, %d epoch(s), no labels\n", M, pre_epochs);
     {
         ss_text_run_opts o = ss_text_run_defaults(1);
         o.epochs = pre_epochs;
@@ -145,12 +161,17 @@ int cmd_text_demo(int argc, char **argv)
         o.lr = 2e-3f;
         o.warmup_epochs = 0.5f;
         o.seed = seed;
-        snprintf(p, sizeof p, "%.900s/mlm", out);
+        snprintf(p, sizeof p, "%.900s/%s", out, method);
         o.run_dir = p;
-        o.config_json = "{\"command\":\"demo pretrain\",\"method\":\"mlm\",\"pool\":\"mean\"}";
+        o.config_json = docbow ? "{\"command\":\"demo pretrain\",\"method\":\"docbow\",\"pool\":\"mean\"}"
+                               : "{\"command\":\"demo pretrain\",\"method\":\"mlm\",\"pool\":\"mean\"}";
         if ((s = ss_text_model_create(&pre, tok, 64, 0))) goto fail;
-        if ((s = ss_text_pretrain_mlm(&pre, tok, &corpus, &o, &pres))) goto fail;
-        snprintf(pre_ck, sizeof pre_ck, "%.900s/mlm/last.safetensors", out);
+        ss_textset docs = corpus;
+        docs.n = ndocs;
+        if ((s = docbow ? ss_text_pretrain_docbow(&pre, tok, &docs, &o, &pres)
+                        : ss_text_pretrain_mlm(&pre, tok, &corpus, &o, &pres)))
+            goto fail;
+        snprintf(pre_ck, sizeof pre_ck, "%.900s/%s/last.safetensors", out, method);
     }
     for (int f = 0; f < nfrac; f++) {
         if ((s = ss_textset_subset(&lab, tr, ntr, fracs[f], seed, &sub[f], &nsub[f]))) goto fail;
@@ -162,7 +183,7 @@ int cmd_text_demo(int argc, char **argv)
                               &mods[f][arm], &R[f][arm])))
                 goto fail;
         }
-        fprintf(stderr, "== 2. linear probe on frozen MLM features, %s labels\n", fracs[f]);
+        fprintf(stderr, "== 2. linear probe on frozen %s features, %s labels\n", M, fracs[f]);
         if ((s = ss_text_probe(&pre, tok, &lab, sub[f], nsub[f], &lab, te, nte, SS_POOL_MEAN, 100, seed, &probe[f])))
             goto fail;
     }
@@ -182,14 +203,14 @@ int cmd_text_demo(int argc, char **argv)
         char v1[512], v2[512], v3[512];
         if (pres.nhist > 1)
             snprintf(v1, sizeof v1,
-                     "%s: masked-token pretraining learned from unlabelled text: the mean MLM loss fell from %.3f "
+                     "%s: %s pretraining learned from unlabelled text: the mean loss fell from %.3f "
                      "(first epoch) to %.3f (last epoch); a uniform guess over the %d-token vocabulary scores %.3f.",
-                     l1 < l0 && l1 < chance - 0.5 ? "Yes" : "No", l0, l1, ss_tokenizer_vocab_size(tok), chance);
+                     l1 < l0 && l1 < chance - (docbow ? 0.1 : 0.5) ? "Yes" : "No", M, l0, l1, ss_tokenizer_vocab_size(tok), chance);
         else
             snprintf(v1, sizeof v1,
-                     "%s: masked-token pretraining learned from unlabelled text: mean MLM loss %.3f over one epoch; "
+                     "%s: %s pretraining learned from unlabelled text: mean loss %.3f over one epoch; "
                      "a uniform guess over the %d-token vocabulary scores %.3f.",
-                     isfinite(l1) && l1 < chance - 0.5 ? "Yes" : "No", l1, ss_tokenizer_vocab_size(tok), chance);
+                     isfinite(l1) && l1 < chance - (docbow ? 0.1 : 0.5) ? "Yes" : "No", M, l1, ss_tokenizer_vocab_size(tok), chance);
         snprintf(v2, sizeof v2,
                  "%s: with 10%% of the labels (%lld sentences) the pretrained encoder, fine-tuned, reaches %.2f%% "
                  "against %.2f%% for the same encoder trained from scratch (%+.2f points); linear probe %.2f%%.",
@@ -200,7 +221,7 @@ int cmd_text_demo(int argc, char **argv)
                  "(drop %.2f points from clean) against %.2f%% (drop %.2f) from scratch.",
                  m1 > m0 ? "Yes" : "No", 100 * m1, 100 * (rob[1].clean - m1), 100 * m0, 100 * (rob[0].clean - m0));
         const char *cats[2] = {"10% labels", "100% labels"};
-        const char *ser[3] = {"scratch", "MLM + fine-tune", "MLM + linear probe"};
+        const char *ser[3] = {"scratch", s_ft, s_pr};
         double accv[6];
         for (int k = 0; k < 2; k++) {
             accv[0 * 2 + k] = k < nfrac ? 100 * R[k][0].acc : NAN;
@@ -218,10 +239,10 @@ int cmd_text_demo(int argc, char **argv)
                 rv[arm * nr + c] = 100 * mm;
             }
         }
-        const char *rser[2] = {"scratch", "MLM + fine-tune"};
+        const char *rser[2] = {"scratch", s_ft};
         double *ex = malloc(sizeof(double) * (size_t)(pres.nhist ? pres.nhist : 1));
         for (int i = 0; ex && i < pres.nhist; i++) ex[i] = i + 1;
-        ss_series ls = {"MLM loss", ex, pres.hist_loss, pres.nhist};
+        ss_series ls = {s_loss, ex, pres.hist_loss, pres.nhist};
         snprintf(p, sizeof p, "%.900s/accuracy.png", out);
         ss_plot_bars_png(p, "test accuracy (%), rt-polarity sample", "accuracy %", cats, nfrac, ser, accv, 3, 800, 450);
         snprintf(p, sizeof p, "%.900s/robustness.png", out);
@@ -230,7 +251,7 @@ int cmd_text_demo(int argc, char **argv)
                                       800, 450);
         char *svg2 = ss_plot_bars_svg("mean accuracy under corruption, 10% labels", "accuracy %", rcats, nr, rser, rv,
                                       2, 800, 450);
-        char *svg3 = pres.nhist > 1 ? ss_plot_line_svg("MLM pretraining loss", "epoch", "loss", &ls, 1, 800, 350) : NULL;
+        char *svg3 = pres.nhist > 1 ? ss_plot_line_svg(s_loss, "epoch", "loss", &ls, 1, 800, 350) : NULL;
         free(ex);
         snprintf(p, sizeof p, "%.900s/report.md", out);
         FILE *f = fopen(p, "w");
@@ -243,18 +264,18 @@ int cmd_text_demo(int argc, char **argv)
         }
         fprintf(f, "# selfsup demo --text\n\nLabelled: `%s` (%lld sentences, %d classes; fixed 90/10 split, seed 0: %lld "
                    "train, %lld test). Unlabelled: `%s` (+ the train sentences without labels). Encoder text-s "
-                   "(sequence length 64, 4096-token BPE), seed %llu, %d threads. Total wall time %s; MLM pretraining "
+                   "(sequence length 64, %d-token BPE), seed %llu, %d threads. Total wall time %s; %s pretraining "
                    "%s (%d epoch(s)).\n\n## Claims\n\n1. %s\n2. %s\n3. %s\n\n## Accuracy\n\n"
-                   "| labels | scratch | MLM + fine-tune | MLM + linear probe |\n| --- | --- | --- | --- |\n",
-                lab_path, (long long)lab.n, lab.nclasses, (long long)ntr, (long long)nte, corpus_path,
-                (unsigned long long)seed, threads, bt, bp, pre_epochs, v1, v2, v3);
+                   "| labels | scratch | %s | %s |\n| --- | --- | --- | --- |\n",
+                lab_path, (long long)lab.n, lab.nclasses, (long long)ntr, (long long)nte, corpus_path, vocab,
+                (unsigned long long)seed, threads, bt, M, bp, pre_epochs, v1, v2, v3, s_ft, s_pr);
         for (int k = 0; k < nfrac; k++)
             fprintf(f, "| %s (%lld) | %.2f%% | %.2f%% | %.2f%% |\n", fracs[k], (long long)nsub[k], 100 * R[k][0].acc,
                     100 * R[k][1].acc, 100 * probe[k]);
         fprintf(f, "\n![accuracy](accuracy.png)\n\n## Robustness (10%% labels, %lld test sentences)\n\n"
-                   "| corruption | scratch s1 / s2 / s3 | MLM + fine-tune s1 / s2 / s3 |\n| --- | --- | --- |\n"
+                   "| corruption | scratch s1 / s2 / s3 | %s s1 / s2 / s3 |\n| --- | --- | --- |\n"
                    "| clean | %.2f%% | %.2f%% |\n",
-                (long long)nte, 100 * rob[0].clean, 100 * rob[1].clean);
+                (long long)nte, s_ft, 100 * rob[0].clean, 100 * rob[1].clean);
         for (int c = 0; c < nr; c++)
             fprintf(f, "| %s | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f |\n", rcats[c], 100 * rob[0].acc[c][0],
                     100 * rob[0].acc[c][1], 100 * rob[0].acc[c][2], 100 * rob[1].acc[c][0], 100 * rob[1].acc[c][1],
@@ -271,20 +292,20 @@ int cmd_text_demo(int argc, char **argv)
                        ".yes{color:#070}.no{color:#a00}</style></head><body><h1>selfsup demo --text</h1><p>Labelled: "
                        "<code>%s</code> (%lld sentences; fixed 90/10 split: %lld train, %lld test). Unlabelled: "
                        "<code>%s</code> plus the train sentences without labels. Encoder text-s (sequence length 64, "
-                       "4096-token BPE), seed %llu, %d threads. Total wall time %s; MLM pretraining %s.</p>"
+                       "%d-token BPE), seed %llu, %d threads. Total wall time %s; %s pretraining %s.</p>"
                        "<h2>Claims</h2><ol>",
-                    lab_path, (long long)lab.n, (long long)ntr, (long long)nte, corpus_path, (unsigned long long)seed,
-                    threads, bt, bp);
+                    lab_path, (long long)lab.n, (long long)ntr, (long long)nte, corpus_path, vocab,
+                    (unsigned long long)seed, threads, bt, M, bp);
             const char *vs[3] = {v1, v2, v3};
             for (int k = 0; k < 3; k++) fprintf(f, "<li class=\"%s\">%s</li>", vs[k][0] == 'Y' ? "yes" : "no", vs[k]);
-            fprintf(f, "</ol><h2>Accuracy</h2><table><tr><th>labels</th><th>scratch</th><th>MLM + fine-tune</th>"
-                       "<th>MLM + linear probe</th></tr>");
+            fprintf(f, "</ol><h2>Accuracy</h2><table><tr><th>labels</th><th>scratch</th><th>%s</th><th>%s</th></tr>",
+                    s_ft, s_pr);
             for (int k = 0; k < nfrac; k++)
                 fprintf(f, "<tr><td>%s (%lld)</td><td>%.2f%%</td><td>%.2f%%</td><td>%.2f%%</td></tr>", fracs[k],
                         (long long)nsub[k], 100 * R[k][0].acc, 100 * R[k][1].acc, 100 * probe[k]);
             fprintf(f, "</table>%s%s<h2>Robustness (10%% labels)</h2><table><tr><th>corruption</th><th>scratch</th>"
-                       "<th>MLM + fine-tune</th></tr><tr><td>clean</td><td>%.2f%%</td><td>%.2f%%</td></tr>",
-                    svg1 ? svg1 : "", svg3 ? svg3 : "", 100 * rob[0].clean, 100 * rob[1].clean);
+                       "<th>%s</th></tr><tr><td>clean</td><td>%.2f%%</td><td>%.2f%%</td></tr>",
+                    svg1 ? svg1 : "", svg3 ? svg3 : "", s_ft, 100 * rob[0].clean, 100 * rob[1].clean);
             for (int c = 0; c < nr; c++)
                 fprintf(f, "<tr><td>%s (mean of 3 severities)</td><td>%.2f%%</td><td>%.2f%%</td></tr>", rcats[c],
                         rv[c], rv[nr + c]);
