@@ -67,7 +67,7 @@ int cmd_text_demo(int argc, char **argv)
                "docbow (8192-token BPE) or MLM (4096) pretraining on unlabelled reviews, fine-tune vs scratch\n"
                "at 10%% and 100%% labels, linear probe,\n"
                "robustness to typos / case / word dropout; OUT/report.html and OUT/report.md. Defaults use\n"
-               "python3-pattern's corpora (about 15 minutes on 2 cores; --quick: about 2 minutes).\n");
+               "python3-pattern's corpora (about 7 minutes on 2 cores; --quick: about 2 minutes).\n");
         return 0;
     }
     int ok = 1;
@@ -217,9 +217,11 @@ int cmd_text_demo(int argc, char **argv)
                  R[0][1].acc > R[0][0].acc ? "Yes" : "No", (long long)nsub[0], 100 * R[0][1].acc, 100 * R[0][0].acc,
                  100 * (R[0][1].acc - R[0][0].acc), 100 * probe[0]);
         snprintf(v3, sizeof v3,
-                 "%s: under typos, case changes and word dropout the pretrained model keeps %.2f%% on average "
-                 "(drop %.2f points from clean) against %.2f%% (drop %.2f) from scratch.",
-                 m1 > m0 ? "Yes" : "No", 100 * m1, 100 * (rob[1].clean - m1), 100 * m0, 100 * (rob[0].clean - m0));
+                 "%s: under typos, case changes and word dropout the pretrained model loses %.2f points from clean "
+                 "(keeps %.2f%% on average) against %.2f points (keeps %.2f%%) from scratch; robust means losing "
+                 "less, as on the image side.",
+                 rob[1].clean - m1 < rob[0].clean - m0 ? "Yes" : "No", 100 * (rob[1].clean - m1), 100 * m1,
+                 100 * (rob[0].clean - m0), 100 * m0);
         const char *cats[2] = {"10% labels", "100% labels"};
         const char *ser[3] = {"scratch", s_ft, s_pr};
         double accv[6];
