@@ -13,7 +13,8 @@
 # LANES (3: jobs run in parallel lanes of THREADS threads each), THREADS (1),
 # METHOD (mlm | docbow: the pretext; docbow reads the reviews as documents,
 # 2 passes by default, and uses the rt-polarity text for the tokenizer only),
-# VOCAB (4096), EPOCHS_100 (1: classifier epochs at 100% labels).
+# VOCAB (4096), EPOCHS_100 (1: classifier epochs at 100% labels),
+# PRE_THREADS (THREADS: threads of the docbow pretraining, which runs alone).
 # Restartable: a job whose result.json exists is skipped. Summary table:
 # OUT_DIR/summary.md (SUMMARY_ONLY=1 rebuilds it without running anything).
 set -euo pipefail
@@ -42,7 +43,7 @@ job_pretrain() {
     [ -f "$PRE/result.json" ] && return 0
     if [ "$METHOD" = docbow ]; then
         "$B" pretrain --method docbow --text "$MR" --add-text "$RT" --vocab $VOCAB --seq-len $SEQ \
-            --epochs "${PRE_EPOCHS:-2}" --batch 64 --lr 2e-3 --warmup 0.1 --threads "$THREADS" --quiet --json \
+            --epochs "${PRE_EPOCHS:-2}" --batch 64 --lr 2e-3 --warmup 0.1 --threads "${PRE_THREADS:-$THREADS}" --quiet --json \
             --out "$PRE" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
         return
     fi

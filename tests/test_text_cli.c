@@ -290,6 +290,7 @@ int main(void)
         CHECK(run(NULL, "pretrain --method docbow --text docs --by-line --vocab 300") == 2);
         CHECK(err_has("--by-line"));
         CHECK(run(NULL, "pretrain --method docbow --text docs --add-text lab.tsv --tokenizer tok.json") == 2);
+        CHECK(err_has("--add-text"));
         CHECK(run(NULL, "pretrain --method docbow --text one --tokenizer tok.json --out db1") == 1);
         CHECK(err_has("two or more sentences"));
         /* the text demo pretrains with docbow by default */
@@ -297,7 +298,13 @@ int main(void)
             CHECK(run(&o, "demo --text --quick --corpus docs --labelled lab.tsv --out demo") == 0);
             free(o);
             char *md = read_text("demo/report.md");
-            CHECK(md && strstr(md, "docbow + fine-tune") != NULL && strstr(md, "-token BPE") != NULL);
+            ss_tokenizer *dt = NULL;
+            snprintf(p, sizeof p, "%s/demo/tokenizer.json", dir);
+            CHECK_OK(ss_tokenizer_load(p, &dt));
+            char want[64];
+            snprintf(want, sizeof want, "%d-token BPE", dt ? ss_tokenizer_vocab_size(dt) : -1);
+            ss_tokenizer_free(dt);
+            CHECK_MSG(md && strstr(md, "docbow + fine-tune") != NULL && strstr(md, want) != NULL, "no '%s'", want);
             free(md);
         }
         CHECK(run(NULL, "demo --text --method bert --corpus docs --labelled lab.tsv --out demo") == 2);

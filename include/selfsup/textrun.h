@@ -136,7 +136,9 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * o->pool to the vocabulary, is added here). docs holds one document per
  * sample; each is split into sentences (lines, and after . ! ? inside long
  * lines) and documents of one sentence are left out. Each step predicts, for
- * a batch of sentences, the bag of tokens of the rest of their documents
+ * a batch of sentences, the bag of tokens of the rest of their documents (a
+ * document's tokens counted as the model sees its sentences: each cut to
+ * seq_len - 2 tokens)
  * (tokens weighted 1/sqrt(corpus count + 1), normalised): cross-entropy
  * against softmax of the head's logits. */
 ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,

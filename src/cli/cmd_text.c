@@ -329,7 +329,7 @@ static int text_pretrain(int argc, char **argv)
     if (args_flag(&a, "help")) {
         printf("usage: selfsup pretrain --method mlm|docbow --text CORPUS [--add-text LABELLED (its train split's text,\n"
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
-               "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning)] [--seed 0]\n"
+               "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning; docbow trains on it)] [--seed 0]\n"
                "  [--threads 2] [--precision fp32|bf16] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
                "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)]\n"
                "The corpus is packed into sequences of --seq-len tokens; 15%% of tokens are chosen each epoch\n"

@@ -89,6 +89,9 @@ int cmd_text_demo(int argc, char **argv)
     snprintf(s_ft, sizeof s_ft, "%s + fine-tune", M);
     snprintf(s_pr, sizeof s_pr, "%s + linear probe", M);
     snprintf(s_loss, sizeof s_loss, "%s pretraining loss", M);
+    const char *extra_use = docbow ? "its reviews are the documents; the labelled train sentences, without labels, "
+                                     "train the tokenizer only"
+                                   : "+ the labelled train sentences without labels";
     int pre_epochs = (int)args_int(&a, "pretrain-epochs", quick ? 1 : 2, 1, 1000, &ok);
     uint64_t seed = (uint64_t)args_int(&a, "seed", 0, 0, 1L << 40, &ok);
     int threads = (int)args_int(&a, "threads", 2, 1, 256, &ok);
@@ -265,11 +268,11 @@ int cmd_text_demo(int argc, char **argv)
             goto fail;
         }
         fprintf(f, "# selfsup demo --text\n\nLabelled: `%s` (%lld sentences, %d classes; fixed 90/10 split, seed 0: %lld "
-                   "train, %lld test). Unlabelled: `%s` (+ the train sentences without labels). Encoder text-s "
+                   "train, %lld test). Unlabelled: `%s` (%s). Encoder text-s "
                    "(sequence length 64, %d-token BPE), seed %llu, %d threads. Total wall time %s; %s pretraining "
                    "%s (%d epoch(s)).\n\n## Claims\n\n1. %s\n2. %s\n3. %s\n\n## Accuracy\n\n"
                    "| labels | scratch | %s | %s |\n| --- | --- | --- | --- |\n",
-                lab_path, (long long)lab.n, lab.nclasses, (long long)ntr, (long long)nte, corpus_path, vocab,
+                lab_path, (long long)lab.n, lab.nclasses, (long long)ntr, (long long)nte, corpus_path, extra_use, vocab,
                 (unsigned long long)seed, threads, bt, M, bp, pre_epochs, v1, v2, v3, s_ft, s_pr);
         for (int k = 0; k < nfrac; k++)
             fprintf(f, "| %s (%lld) | %.2f%% | %.2f%% | %.2f%% |\n", fracs[k], (long long)nsub[k], 100 * R[k][0].acc,
@@ -293,10 +296,10 @@ int cmd_text_demo(int argc, char **argv)
                        "collapse}td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}th{background:#eee}"
                        ".yes{color:#070}.no{color:#a00}</style></head><body><h1>selfsup demo --text</h1><p>Labelled: "
                        "<code>%s</code> (%lld sentences; fixed 90/10 split: %lld train, %lld test). Unlabelled: "
-                       "<code>%s</code> plus the train sentences without labels. Encoder text-s (sequence length 64, "
+                       "<code>%s</code> (%s). Encoder text-s (sequence length 64, "
                        "%d-token BPE), seed %llu, %d threads. Total wall time %s; %s pretraining %s.</p>"
                        "<h2>Claims</h2><ol>",
-                    lab_path, (long long)lab.n, (long long)ntr, (long long)nte, corpus_path, vocab,
+                    lab_path, (long long)lab.n, (long long)ntr, (long long)nte, corpus_path, extra_use, vocab,
                     (unsigned long long)seed, threads, bt, M, bp);
             const char *vs[3] = {v1, v2, v3};
             for (int k = 0; k < 3; k++) fprintf(f, "<li class=\"%s\">%s</li>", vs[k][0] == 'Y' ? "yes" : "no", vs[k]);

@@ -7,6 +7,10 @@
 
 #include "selfsup/textrun.h"
 
+typedef struct len_key {
+    int32_t len, pos, id;
+} len_key;
+
 struct ss_text_batcher {
     int T, B, mlm, shuffle, drop_last, vocab, bucket;
     float p;
@@ -17,6 +21,8 @@ struct ss_text_batcher {
     int32_t *labels, *src;
     int32_t *perm;
     int64_t perm_epoch;
+    len_key *bk_kv; /* length bucketing buffers, allocated up front */
+    int32_t *bk_order, *bk_tmp;
     int64_t epoch, next_b; /* the next batch to hand out */
     /* current batch */
     int32_t *cur_in, *cur_tg, *cur_y, *cur_idx;
@@ -146,6 +152,14 @@ ss_status ss_text_batcher_new(const ss_tokenizer *tok, const ss_textset *set, co
         if (!b->perm || !b->cur_in || !b->cur_tg || !b->cur_y || !b->cur_idx)
             s = ss_seterr(SS_ERR_NOMEM, "text batcher: out of memory");
     }
+    if (!s && b->bucket && b->shuffle) {
+        int64_t full = b->nseq / b->B, pool = (int64_t)b->bucket * b->B;
+        if (pool > full * b->B) pool = full * b->B;
+        b->bk_kv = malloc(sizeof *b->bk_kv * (size_t)(pool > 0 ? pool : 1));
+        b->bk_order = malloc(sizeof(int32_t) * (size_t)(full > 0 ? full : 1));
+        b->bk_tmp = malloc(sizeof(int32_t) * (size_t)(full > 0 ? full * b->B : 1));
+        if (!b->bk_kv || !b->bk_order || !b->bk_tmp) s = ss_seterr(SS_ERR_NOMEM, "text batcher: out of memory");
+    }
     if (s) {
         ss_text_batcher_free(b);
         return s;
@@ -162,6 +176,9 @@ void ss_text_batcher_free(ss_text_batcher *b)
     free(b->labels);
     free(b->src);
     free(b->perm);
+    free(b->bk_kv);
+    free(b->bk_order);
+    free(b->bk_tmp);
     free(b->cur_in);
     free(b->cur_tg);
     free(b->cur_y);
@@ -176,9 +193,6 @@ int64_t ss_text_batcher_batches(const ss_text_batcher *b) { return b->spe; }
  * by length (ties by position), then shuffle the order of the full batches;
  * a short last batch stays last. Batches then hold sentences of similar
  * length and are trimmed to far fewer tokens. */
-typedef struct len_key {
-    int32_t len, pos, id;
-} len_key;
 
 static int by_len(const void *a, const void *b)
 {
@@ -190,15 +204,8 @@ static int by_len(const void *a, const void *b)
 static void bucket_by_length(ss_text_batcher *b, ss_rng *r)
 {
     int64_t full = b->nseq / b->B, pool = (int64_t)b->bucket * b->B, used = full * b->B;
-    len_key *kv = malloc(sizeof *kv * (size_t)(pool > 0 ? pool : 1));
-    int32_t *order = malloc(sizeof(int32_t) * (size_t)(full > 0 ? full : 1));
-    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)(used > 0 ? used : 1));
-    if (!kv || !order || !tmp) { /* no memory: keep the plain shuffle */
-        free(kv);
-        free(order);
-        free(tmp);
-        return;
-    }
+    len_key *kv = b->bk_kv;
+    int32_t *order = b->bk_order, *tmp = b->bk_tmp;
     for (int64_t p0 = 0; p0 < used; p0 += pool) {
         int64_t m = used - p0 < pool ? used - p0 : pool;
         for (int64_t i = 0; i < m; i++) {
@@ -213,9 +220,6 @@ static void bucket_by_length(ss_text_batcher *b, ss_rng *r)
     for (int64_t i = 0; i < full; i++)
         memcpy(tmp + i * b->B, b->perm + (int64_t)order[i] * b->B, sizeof(int32_t) * (size_t)b->B);
     memcpy(b->perm, tmp, sizeof(int32_t) * (size_t)used);
-    free(kv);
-    free(order);
-    free(tmp);
 }
 
 static void make_perm(ss_text_batcher *b, int64_t epoch)

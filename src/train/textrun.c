@@ -248,9 +248,10 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
                                .max_sequences = o->max_sequences};
     if ((s = ss_text_batcher_new(tok, corpus, NULL, corpus->n, &bo, &c.tb))) return s;
     if (ss_text_batcher_batches(c.tb) <= 0) {
+        long long nseq = (long long)ss_text_batcher_sequences(c.tb);
         ss_text_batcher_free(c.tb);
         return ss_seterr(SS_ERR_INVALID, "%s: %lld sequences of %d tokens, fewer than one batch of %d", corpus->source,
-                         (long long)ss_text_batcher_sequences(c.tb), bo.seq_len, o->batch);
+                         nseq, bo.seq_len, o->batch);
     }
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "mlm");
@@ -418,6 +419,10 @@ ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss
             maxlen = k;
             k = ss_tokenizer_encode(tok, sent.texts[i], sent.lens[i], ids, maxlen);
         }
+        /* a document is the tokens the model sees: each sentence cut as
+         * ss_tokenizer_encode_seq cuts it, so a target never holds the
+         * truncated tail of its own sentence */
+        if (k > m->ecfg.seq_len - 2) k = m->ecfg.seq_len - 2 > 0 ? m->ecfg.seq_len - 2 : 0;
         for (int64_t j = 0; j < k; j++)
             if (ids[j] >= SS_TOK_NSPECIAL && ids[j] < c.V) dense[ids[j]] += 1.0f;
         int last = i + 1 == sent.n || sent.labels[i + 1] != sent.labels[i];

@@ -7,7 +7,8 @@
  * line after '.', '!' or '?' followed by a space or tab once the piece holds
  * 40 bytes; pieces are trimmed and empty ones dropped. Documents of fewer
  * than two sentences are left out. out gets one sample per sentence, its
- * label the index of its document among those kept (0..*ndocs-1, in order). */
+ * label the index of its document among those kept (0..*ndocs-1, in order).
+ * out is the caller's to free with ss_textset_free, also after an error. */
 ss_status ss_docbow_sentences(const ss_textset *docs, ss_textset *out, int64_t *ndocs);
 
 /* The docbow target of one sentence: its document's token counts (doc_tok /
