@@ -67,7 +67,7 @@ int cmd_text_demo(int argc, char **argv)
                "docbow (8192-token BPE) or MLM (4096) pretraining on unlabelled reviews, fine-tune vs scratch\n"
                "at 10%% and 100%% labels, linear probe,\n"
                "robustness to typos / case / word dropout; OUT/report.html and OUT/report.md. Defaults use\n"
-               "python3-pattern's corpora (about 7 minutes on 2 cores; --quick: about 2 minutes).\n");
+               "python3-pattern's corpora (about 7 minutes on 2 cores; --quick: about 1 minute).\n");
         return 0;
     }
     int ok = 1;
