@@ -1,5 +1,7 @@
 /* The docbow pretext (document-context prediction) and length bucketing:
- * sentence splitting, the target against a hand computation, the batcher's
+ * sentence splitting, the target against a hand computation, the soft
+ * cross-entropy it trains with (value and gradient against double
+ * precision, rows whose targets do not sum to 1 included), the batcher's
  * length buckets (every sentence once per epoch, shorter batches,
  * deterministic), and a short pretraining on generated documents whose loss
  * falls. */
@@ -82,6 +84,43 @@ static void test_target(void)
     double s = 0;
     for (int v = 0; v < V; v++) s += out[v];
     CHECK(s == 0.0);
+}
+
+static void test_soft_ce(void)
+{
+    enum { N = 3, C = 5 };
+    const float Z[N * C] = {0.3f, -1.2f, 2.0f, 0.1f, -0.4f, 1.5f, 0.2f, -0.7f, 0.9f, 0.0f,
+                            -2.0f, 0.5f, 0.5f, 1.1f, -0.3f};
+    /* row 0 a distribution, row 1 all zero (no target), row 2 sums to 2 */
+    float T[N * C] = {0.1f, 0.0f, 0.6f, 0.3f, 0.0f, 0, 0, 0, 0, 0, 0.5f, 0.5f, 0.25f, 0.25f, 0.5f};
+    const float scale = -0.5f;
+    ss_graph *g = ss_graph_new();
+    ss_tensor *z = ss_new(g, 2, (int64_t[]){N, C});
+    memcpy(z->data, Z, sizeof Z);
+    z->flags |= SS_T_REQUIRES_GRAD;
+    ss_tensor *loss = ss_soft_cross_entropy(g, z, T, scale);
+    CHECK(loss && loss->numel == 1);
+    double ref = 0, grad[N * C];
+    for (int i = 0; i < N; i++) {
+        double mx = Z[i * C], se = 0, ts = 0;
+        for (int c = 1; c < C; c++) mx = Z[i * C + c] > mx ? Z[i * C + c] : mx;
+        for (int c = 0; c < C; c++) se += exp((double)Z[i * C + c] - mx);
+        for (int c = 0; c < C; c++) ts += T[i * C + c];
+        for (int c = 0; c < C; c++) {
+            double lp = (double)Z[i * C + c] - mx - log(se);
+            ref += scale * T[i * C + c] * lp;
+            grad[i * C + c] = scale * (T[i * C + c] - exp(lp) * ts); /* d/dz of scale * sum t log p */
+        }
+    }
+    if (loss) {
+        CHECK_NEAR(loss->data[0], ref, 1e-6);
+        CHECK_OK(ss_backward(g, loss));
+        for (int k = 0; k < N * C; k++) CHECK_NEAR(z->grad[k], grad[k], 1e-6);
+    }
+    /* logits that are not [N,C]: an error, not a crash */
+    ss_tensor *z1 = ss_new(g, 1, (int64_t[]){C});
+    CHECK(ss_soft_cross_entropy(g, z1, T, 1.0f) == NULL);
+    ss_graph_free(g);
 }
 
 /* Documents of two kinds: "good" documents use good words, "bad" ones bad
@@ -215,6 +254,7 @@ int main(void)
 {
     test_sentences();
     test_target();
+    test_soft_ce();
     test_pretrain();
     TEST_MAIN_END();
 }

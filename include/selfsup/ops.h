@@ -125,6 +125,11 @@ ss_tensor *ss_log_softmax(ss_graph *g, ss_tensor *x);
  * SS_ERR_RANGE error naming the row and the value. targets is copied. */
 ss_tensor *ss_cross_entropy(ss_graph *g, ss_tensor *logits, const int32_t *targets,
                             float label_smoothing);
+/* Soft-target cross-entropy: scale * sum_ic t_ic log softmax(logits_i)_c
+ * -> [1] (scale -1/N gives the mean over rows of -sum t log p). targets
+ * [N*C] stays the caller's and must live until backward (e.g. in the
+ * graph's arena). Distillation, --semi and the docbow pretext use it. */
+ss_tensor *ss_soft_cross_entropy(ss_graph *g, ss_tensor *logits, float *targets, float scale);
 /* mean((a-b)^2) over all elements -> [1]; shapes must be equal. */
 ss_tensor *ss_mse(ss_graph *g, ss_tensor *a, ss_tensor *b);
 /* a [N,D], b [M,D] -> [N,M]:

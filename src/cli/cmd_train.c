@@ -61,16 +61,6 @@ static int argmax_row(const float *l, int C)
     return best;
 }
 
-/* scale * sum_ic t_ic log softmax(z_i)_c: the loss of distillation and of
- * --semi (t: targets [n, C] in the graph's arena). */
-static ss_tensor *soft_cross_entropy(ss_graph *g, ss_tensor *z, float *t, int64_t n, int C, float scale)
-{
-    ss_tensor *ls = ss_log_softmax(g, z);
-    ss_tensor *tt = ss_wrap(g, t, 2, (int64_t[]){n, C});
-    if (!ls || !tt) return NULL;
-    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), scale);
-}
-
 /* Soft cross-entropy T^2 * mean_i -sum_c p_ic log softmax(z_i / T)_c against
  * the targets of the batch's images (Hinton et al. 2015; SimCLRv2's
  * distillation step uses it with the unlabelled pool). */
@@ -87,7 +77,7 @@ static ss_tensor *distill_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, ss_te
         *count += 1;
     }
     ss_tensor *z = s->temp != 1.0f ? ss_scale(g, logits, 1.0f / s->temp) : logits;
-    return soft_cross_entropy(g, z, t, b->n, C, -s->temp * s->temp / (float)b->n);
+    return ss_soft_cross_entropy(g, z, t, -s->temp * s->temp / (float)b->n);
 }
 
 static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *correct, double *count)
@@ -147,7 +137,7 @@ static ss_tensor *semi_loss(sup_ctx *s, ss_graph *g, const ss_batch *b, double *
         *correct += argmax_row(logits->data + i * C, C) == b->y[i];
         *count += 1;
     }
-    ss_tensor *loss = soft_cross_entropy(g, logits, t, n, C, -1.0f);
+    ss_tensor *loss = ss_soft_cross_entropy(g, logits, t, -1.0f);
     return loss && s->aux ? ss_aux_add_loss(s->aux, g, s->m, b, loss) : loss;
 }
 

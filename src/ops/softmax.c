@@ -139,6 +139,16 @@ static void cross_entropy_backward(ss_graph *g, ss_node *n)
     }
 }
 
+ss_tensor *ss_soft_cross_entropy(ss_graph *g, ss_tensor *logits, float *targets, float scale)
+{
+    if (!logits) return NULL;
+    if (logits->ndim != 2) return ss_op_error(g, "soft_cross_entropy", "logits must be [N,C], got %d dims", logits->ndim);
+    ss_tensor *ls = ss_log_softmax(g, logits);
+    ss_tensor *tt = ss_wrap(g, targets, 2, logits->shape);
+    if (!ls || !tt) return NULL;
+    return ss_scale(g, ss_sum_all(g, ss_mul(g, ls, tt)), scale);
+}
+
 ss_tensor *ss_cross_entropy(ss_graph *g, ss_tensor *logits, const int32_t *targets, float label_smoothing)
 {
     SS_CHECK_IN1(g, logits);

@@ -214,6 +214,22 @@ static ss_fit_config fit_config(const ss_text_run_opts *o, const char *what)
     return fc;
 }
 
+/* A pretraining run on a batcher: refuse one with no full batch (naming
+ * the data and what it holds), else ss_fit_source with the loss hook. */
+static ss_status fit_pretext(ss_model *m, ss_text_batcher *tb, const ss_text_run_opts *o, const char *source,
+                             const char *items, const char *what, void *ctx,
+                             ss_tensor *(*loss)(void *, ss_graph *, const ss_batch *, double *, double *),
+                             ss_fit_result *res)
+{
+    if (ss_text_batcher_batches(tb) <= 0)
+        return ss_seterr(SS_ERR_INVALID, "%s: %lld %s, fewer than one batch of %d", source,
+                         (long long)ss_text_batcher_sequences(tb), items, o->batch);
+    ss_batch_source src = ss_text_batcher_source(tb);
+    ss_fit_config fc = fit_config(o, what);
+    ss_fit_hooks h = {ctx, loss, NULL, NULL, NULL, NULL};
+    return ss_fit_source(m, &src, &fc, &h, res);
+}
+
 typedef struct mlm_ctx {
     ss_mlm_head head;
     ss_model *m;
@@ -247,16 +263,9 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
                                .mask_prob = 0.15f, .shuffle = 1, .drop_last = 1, .seed = o->seed,
                                .max_sequences = o->max_sequences};
     if ((s = ss_text_batcher_new(tok, corpus, NULL, corpus->n, &bo, &c.tb))) return s;
-    if (ss_text_batcher_batches(c.tb) <= 0) {
-        long long nseq = (long long)ss_text_batcher_sequences(c.tb);
-        ss_text_batcher_free(c.tb);
-        return ss_seterr(SS_ERR_INVALID, "%s: %lld sequences of %d tokens, fewer than one batch of %d", corpus->source,
-                         nseq, bo.seq_len, o->batch);
-    }
-    ss_batch_source src = ss_text_batcher_source(c.tb);
-    ss_fit_config fc = fit_config(o, "mlm");
-    ss_fit_hooks h = {&c, mlm_step_loss, NULL, NULL, NULL, NULL};
-    s = ss_fit_source(m, &src, &fc, &h, res);
+    char items[64];
+    snprintf(items, sizeof items, "sequences of %d tokens", bo.seq_len);
+    s = fit_pretext(m, c.tb, o, corpus->source, items, "mlm", &c, mlm_step_loss, res);
     ss_text_batcher_free(c.tb);
     return s;
 }
@@ -292,17 +301,16 @@ static ss_tensor *docbow_step_loss(void *ctx, ss_graph *g, const ss_batch *b, do
     int t;
     ss_text_batcher_current(c->tb, &in, NULL, &n, &t);
     ss_tensor *logits = ss_linear_forward(g, &c->head, ss_text_features(g, c->m, in, n, t, c->pool));
-    ss_tensor *tg = ss_new2(g, n, c->V);
+    float *tg = ss_arena_alloc(ss_graph_arena(g), sizeof(float) * (size_t)(n * c->V));
     if (!logits || !tg) return NULL;
     int64_t rows = 0;
     for (int64_t i = 0; i < n; i++) {
         int32_t d = b->y[i];
         rows += ss_docbow_target(c->doc_tok + c->doc_off[d], c->doc_cnt + c->doc_off[d],
-                                 c->doc_off[d + 1] - c->doc_off[d], in + i * t, t, c->w, c->V, tg->data + i * c->V);
+                                 c->doc_off[d + 1] - c->doc_off[d], in + i * t, t, c->w, c->V, tg + i * c->V);
     }
-    /* -sum(target * log p) / rows */
-    ss_tensor *ce = ss_sum_all(g, ss_mul(g, tg, ss_log_softmax(g, logits)));
-    return ss_scale(g, ce, -1.0f / (float)(rows ? rows : 1));
+    /* mean over the rows with a target of -sum(target * log p) */
+    return ss_soft_cross_entropy(g, logits, tg, -1.0f / (float)(rows ? rows : 1));
 }
 
 int ss_docbow_target(const int32_t *doc_tok, const float *doc_cnt, int64_t nnz, const int32_t *ids, int t,
@@ -456,18 +464,10 @@ ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss
                                .shuffle = 1, .drop_last = 1, .seed = o->seed, .max_sequences = o->max_sequences,
                                .bucket = 50};
     if ((s = ss_text_batcher_new(tok, &sent, NULL, sent.n, &bo, &c.tb))) goto done;
-    if (ss_text_batcher_batches(c.tb) <= 0) {
-        s = ss_seterr(SS_ERR_INVALID, "%s: %lld sentences, fewer than one batch of %d", docs->source,
-                      (long long)ss_text_batcher_sequences(c.tb), o->batch);
-        goto done;
-    }
     if (!o->quiet)
         fprintf(stderr, "docbow: %lld sentences of %lld documents (%lld single-sentence documents left out)\n",
                 (long long)sent.n, (long long)nd, (long long)(docs->n - nd));
-    ss_batch_source src = ss_text_batcher_source(c.tb);
-    ss_fit_config fc = fit_config(o, "docbow");
-    ss_fit_hooks h = {&c, docbow_step_loss, NULL, NULL, NULL, NULL};
-    s = ss_fit_source(m, &src, &fc, &h, res);
+    s = fit_pretext(m, c.tb, o, docs->source, "sentences", "docbow", &c, docbow_step_loss, res);
 done:
     ss_text_batcher_free(c.tb);
     ss_textset_free(&sent);
