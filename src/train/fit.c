@@ -216,6 +216,7 @@ restart:
                     if ((s = ss_dist_average_buffers(m->p))) goto out_g;
                     if ((s = save_ckpt(c, m, opt, &st, "last.safetensors"))) goto out_g;
                 }
+                if (nb) res->final_loss = sum_loss / nb; /* the steps of this epoch so far */
                 goto done;
             }
             ss_batch batch;
