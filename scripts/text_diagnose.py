@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Diagnostics for selfsup's text side (docs/TEXT_RESULTS.md, "Diagnosis").
 
-  text_diagnose.py probe  SELFSUP TOKENIZER [CHECKPOINT] [--bow]
+  text_diagnose.py probe  SELFSUP TOKENIZER [CHECKPOINT] [--bow] [--labels N [--seeds K]]
       rt-polarity (../shared/data/rt-polarity, the fixed split of
       docs/rt-polarity-split.txt) tokenized by `selfsup tokenizer encode
       --file`; the text-s encoder of CHECKPOINT (random init without one)
       run over [CLS] ids [SEP]; a logistic regression (weight decay chosen on
       a 20% validation part) on every layer's mean-pooled and [CLS]
       features, trained on all 9,596 train sentences, scored on the 1,066
-      test sentences. --bow adds the same probe on binary bag-of-tokens.
+      test sentences (--labels N: on N of them, a seeded random subset, the
+      mean over --seeds K subsets). --bow adds the same probe on binary
+      bag-of-tokens.
   text_diagnose.py mlm-torch SELFSUP TOKENIZER [--steps 1000] [--lr 2e-3]
       The MLM recipe of `selfsup pretrain --method mlm --seq-len 64 --batch 64`
       in PyTorch (text-s of scripts/ref_models.py, selfsup's init rules,
@@ -138,16 +140,23 @@ def cmd_probe(a):
             h = b(h, mask)
             pool(h, "block %d" % (i + 1))
         pool(m.norm(h), "final norm")
-    print("| features | probe accuracy (100% labels) | weight decay |\n| --- | --- | --- |")
+    subsets = [tr]
+    if a.labels:
+        subsets = [np.sort(np.random.RandomState(s).choice(tr, a.labels, replace=False)) for s in range(a.seeds)]
+    what = "%d labels, mean of %d subsets" % (a.labels, a.seeds) if a.labels else "100% labels"
+    print("| features | probe accuracy (%s) | weight decay |\n| --- | --- | --- |" % what)
+
+    def probe(name, f):
+        r = [logreg(f[s], y[s], f[te], y[te]) for s in subsets]
+        print("| %s | %.1f%% | %s |" % (name, 100 * np.mean([acc for acc, _ in r]), " ".join("%g" % wd for _, wd in r)),
+              flush=True)
     for k, f in feats.items():
-        acc, wd = logreg(f[tr], y[tr], f[te], y[te])
-        print("| %s | %.1f%% | %g |" % (k, 100 * acc, wd), flush=True)
+        probe(k, f)
     if a.bow:
         bow = torch.zeros(N, V)
         for i, r in enumerate(ids):
             bow[i, r] = 1
-        acc, wd = logreg(bow[tr], y[tr], bow[te], y[te])
-        print("| binary bag of tokens (%d) | %.1f%% | %g |" % (V, 100 * acc, wd))
+        probe("binary bag of tokens (%d)" % V, bow)
 
 
 def cmd_mlm_torch(a):
@@ -209,6 +218,9 @@ def main():
     q.add_argument("tokenizer")
     q.add_argument("checkpoint", nargs="?")
     q.add_argument("--bow", action="store_true")
+    q.add_argument("--labels", type=int, default=0,
+                   help="train each probe on N train sentences (a seeded random subset; 0 = all 9,596)")
+    q.add_argument("--seeds", type=int, default=1, help="with --labels: mean over this many subsets")
     q = sub.add_parser("mlm-torch")
     q.add_argument("selfsup")
     q.add_argument("tokenizer")

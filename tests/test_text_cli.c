@@ -280,6 +280,7 @@ int main(void)
         CHECK_OK(ss_st_open(p, &st));
         if (st) {
             CHECK(ss_st_find(st, "docbow_head.weight") != NULL);
+            CHECK(ss_st_find(st, "docbow_emb_head.weight") != NULL); /* the second head, on by default */
             CHECK(ss_st_meta(st, "tokenizer") != NULL);
             ss_st_close(st);
         }
@@ -294,6 +295,11 @@ int main(void)
         CHECK(err_has("--add-text"));
         CHECK(run(NULL, "pretrain --method docbow --text one --tokenizer tok.json --out db1") == 1);
         CHECK(err_has("two or more sentences"));
+        char *cfg = read_text("db/config.json");
+        CHECK(cfg && json_num(cfg, "emb_weight") == 1.0);
+        free(cfg);
+        CHECK(run(NULL, "pretrain --method mlm --text docs --emb-weight 0.5 --vocab 300") == 2);
+        CHECK(err_has("--emb-weight"));
         /* the text demo pretrains with docbow by default */
         if (!asan) {
             CHECK(run(&o, "demo --text --quick --corpus docs --labelled lab.tsv --out demo") == 0);

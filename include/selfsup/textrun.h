@@ -118,6 +118,7 @@ typedef struct ss_text_run_opts {
     int quiet, resume;
     int64_t max_steps;
     int64_t max_sequences;    /* pretraining: a seeded subset of this many packed sequences (0 = all) */
+    float docbow_emb_weight;  /* docbow: weight of the second head, on the mean token embedding (0 = off; default 1) */
 } ss_text_run_opts;
 
 /* Defaults: MLM pretraining (lr 1e-3, wd 0.01, batch 64, warm-up 1 epoch,
@@ -140,7 +141,10 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * document's tokens counted as the model sees its sentences: each cut to
  * seq_len - 2 tokens)
  * (tokens weighted 1/sqrt(corpus count + 1), normalised): cross-entropy
- * against softmax of the head's logits. */
+ * against softmax of the head's logits. With o->docbow_emb_weight > 0 a
+ * second head, "docbow_emb_head", predicts the same target from the mean of
+ * the sentence's token embeddings, and its cross-entropy, times that weight,
+ * is added to the loss. */
 ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,
                                   const ss_text_run_opts *o, ss_fit_result *res);
 

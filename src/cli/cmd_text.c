@@ -338,7 +338,8 @@ static int text_pretrain(int argc, char **argv)
                "and the encoder's pooled features predict the bag of tokens of the rest of its document (tokens\n"
                "weighted 1/sqrt(count + 1)). Documents of one sentence are left out; --by-line is refused, and\n"
                "--add-text joins the tokenizer's training text only. --max-sequences keeps a seeded subset of that\n"
-               "many sentences.\n");
+               "many sentences. --emb-weight W (docbow, default 1; 0 = off): a second head predicts the same target\n"
+               "from the mean of the sentence's token embeddings, its loss added with weight W.\n");
         return 0;
     }
     ss_text_run_opts o = ss_text_run_defaults(1);
@@ -349,10 +350,16 @@ static int text_pretrain(int argc, char **argv)
     read_common(&a, &c, &o, &ok);
     c.add_text = args_str(&a, "add-text", NULL);
     o.max_sequences = args_int(&a, "max-sequences", 0, 0, 1L << 40, &ok);
+    int emb_given = args_str(&a, "emb-weight", NULL) != NULL;
+    o.docbow_emb_weight = args_float(&a, "emb-weight", o.docbow_emb_weight, 0.0, 100.0, &ok);
     if (!ok || ss_args_finish(&a)) return cli_fail();
     int docbow = !strcmp(method, "docbow");
     if (strcmp(method, "mlm") && !docbow) {
         fprintf(stderr, "selfsup pretrain: --text takes --method mlm or docbow (got '%s')\n", method);
+        return 2;
+    }
+    if (!docbow && emb_given) {
+        fprintf(stderr, "selfsup pretrain: --emb-weight weights docbow's second head; --method %s has none\n", method);
         return 2;
     }
     if (docbow && c.by_line) {
@@ -444,7 +451,10 @@ static int text_pretrain(int argc, char **argv)
     if (s) goto fail;
     cJSON *cj = config_of(&c, "pretrain", &o, ss_tokenizer_vocab_size(tok));
     cJSON_AddStringToObject(cj, "method", method);
-    if (docbow) cJSON_AddStringToObject(cj, "target", "rest of the document, tokens weighted 1/sqrt(count+1)");
+    if (docbow) {
+        cJSON_AddStringToObject(cj, "target", "rest of the document, tokens weighted 1/sqrt(count+1)");
+        cJSON_AddNumberToObject(cj, "emb_weight", o.docbow_emb_weight);
+    }
     else cJSON_AddNumberToObject(cj, "mask_prob", 0.15);
     cJSON_AddNumberToObject(cj, "corpus_samples", (double)corpus.n);
     if (o.max_sequences) cJSON_AddNumberToObject(cj, "max_sequences", (double)o.max_sequences);

@@ -21,6 +21,19 @@ int ss_text_pool_parse(const char *s)
 
 const char *ss_text_pool_name(int pool) { return pool == SS_POOL_CLS ? "cls" : "mean"; }
 
+/* mean over non-[PAD] positions: w [n,1,t] @ hid [n,t,D] -> [n,D] */
+static ss_tensor *mean_over_tokens(ss_graph *g, ss_tensor *hid, const int32_t *ids, int64_t n, int t, int D)
+{
+    ss_tensor *w = hid ? ss_new3(g, n, 1, t) : NULL;
+    if (!w) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int cnt = 0;
+        for (int j = 0; j < t; j++) cnt += ids[i * t + j] != SS_TOK_PAD;
+        for (int j = 0; j < t; j++) w->data[i * t + j] = ids[i * t + j] != SS_TOK_PAD ? 1.0f / (float)(cnt ? cnt : 1) : 0.0f;
+    }
+    return ss_reshape(g, ss_matmul(g, w, hid, 0, 0), 2, (int64_t[]){n, D});
+}
+
 ss_tensor *ss_text_features(ss_graph *g, const ss_model *m, const int32_t *ids, int64_t n, int t, int pool)
 {
     ss_tensor *hid = ss_text_encode(g, m->enc, ids, n, t); /* [n,t,D] */
@@ -32,15 +45,7 @@ ss_tensor *ss_text_features(ss_graph *g, const ss_model *m, const int32_t *ids, 
         for (int64_t i = 0; i < n; i++) r[i] = (int32_t)(i * t);
         return ss_index_select(g, ss_reshape(g, hid, 2, (int64_t[]){n * t, D}), 0, r, n);
     }
-    /* mean over non-[PAD] positions: w [n,1,t] @ hid [n,t,D] -> [n,1,D] */
-    ss_tensor *w = ss_new3(g, n, 1, t);
-    if (!w) return NULL;
-    for (int64_t i = 0; i < n; i++) {
-        int cnt = 0;
-        for (int j = 0; j < t; j++) cnt += ids[i * t + j] != SS_TOK_PAD;
-        for (int j = 0; j < t; j++) w->data[i * t + j] = ids[i * t + j] != SS_TOK_PAD ? 1.0f / (float)(cnt ? cnt : 1) : 0.0f;
-    }
-    return ss_reshape(g, ss_matmul(g, w, hid, 0, 0), 2, (int64_t[]){n, D});
+    return mean_over_tokens(g, hid, ids, n, t, D);
 }
 
 ss_tensor *ss_text_logits(ss_graph *g, const ss_model *m, const int32_t *ids, int64_t n, int t, int pool)
@@ -190,6 +195,7 @@ ss_text_run_opts ss_text_run_defaults(int pretrain)
     o.pool = SS_POOL_MEAN;
     o.encoder_lr_scale = 1.0f;
     o.layer_decay = 1.0f;
+    o.docbow_emb_weight = 1.0f;
     return o;
 }
 
@@ -278,13 +284,18 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * softmax(head(pool(encoder(sentence)))). To predict which words the rest of
  * a review uses, the encoder must infer the document's topic and the
  * writer's opinion from one sentence (cf. PV-DBOW, Le and Mikolov 2014),
- * where masked-token prediction rewards syntax and puts antonyms together. */
+ * where masked-token prediction rewards syntax and puts antonyms together.
+ * A second head ("docbow_emb_head", weight o->docbow_emb_weight) predicts the
+ * same target from the mean of the sentence's token embeddings alone (no
+ * positions, no blocks): deep supervision of the token table, which the
+ * blocks otherwise leave a weak bag of words (docs/TEXT_RESULTS.md). */
 
 typedef struct docbow_ctx {
     ss_model *m;
-    ss_linear_layer head;
+    ss_linear_layer head, emb_head;
     ss_text_batcher *tb;
     int V, pool;
+    float emb_weight;
     float *w;            /* [V] token weight */
     int64_t *doc_off;    /* [ndocs+1] into doc_tok / doc_cnt */
     int32_t *doc_tok;    /* the tokens each document holds, ascending */
@@ -310,7 +321,16 @@ static ss_tensor *docbow_step_loss(void *ctx, ss_graph *g, const ss_batch *b, do
                                  c->doc_off[d + 1] - c->doc_off[d], in + i * t, t, c->w, c->V, tg + i * c->V);
     }
     /* mean over the rows with a target of -sum(target * log p) */
-    return ss_soft_cross_entropy(g, logits, tg, -1.0f / (float)(rows ? rows : 1));
+    float scale = -1.0f / (float)(rows ? rows : 1);
+    ss_tensor *loss = ss_soft_cross_entropy(g, logits, tg, scale);
+    if (c->emb_weight > 0.0f) {
+        /* the same target from the mean of the sentence's token embeddings */
+        int D = c->m->enc->feat_dim;
+        ss_tensor *e = ss_embedding(g, ss_text_token_table(c->m->enc), in, 2, (int64_t[]){n, t});
+        ss_tensor *el = ss_linear_forward(g, &c->emb_head, mean_over_tokens(g, e, in, n, t, D));
+        loss = el ? ss_add(g, loss, ss_soft_cross_entropy(g, el, tg, scale * c->emb_weight)) : NULL;
+    }
+    return loss;
 }
 
 int ss_docbow_target(const int32_t *doc_tok, const float *doc_cnt, int64_t nnz, const int32_t *ids, int t,
@@ -459,6 +479,10 @@ ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss
     if (s) goto done;
     for (int v = 0; v < c.V; v++) c.w[v] = 1.0f / sqrtf(c.w[v] + 1.0f);
     if ((s = ss_linear_init(&c.head, m->p, "docbow_head", m->enc->feat_dim, c.V, 1))) goto done;
+    c.emb_weight = o->docbow_emb_weight;
+    if (c.emb_weight > 0.0f &&
+        (s = ss_linear_init(&c.emb_head, m->p, "docbow_emb_head", m->enc->feat_dim, c.V, 1)))
+        goto done;
     if ((s = ss_model_finalize(m, o->seed))) goto done;
     ss_text_batcher_opts bo = {.seq_len = m->ecfg.seq_len, .batch = o->batch, .pack = 0, .mlm = 0,
                                .shuffle = 1, .drop_last = 1, .seed = o->seed, .max_sequences = o->max_sequences,
