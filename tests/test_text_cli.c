@@ -268,7 +268,7 @@ int main(void)
         snprintf(mk, sizeof mk, "mkdir -p '%s/one' && echo 'a single sentence .' > '%s'", dir, dp);
         CHECK(system(mk) == 0);
         CHECK(run(&o, "pretrain --method docbow --text docs --add-text lab.tsv --vocab 300 --seq-len 32 --batch 8 "
-                      "--epochs 2 --out db --json") == 0);
+                      "--epochs 2 --emb-weight 0.5 --out db --json") == 0);
         free(o);
         char *r = read_text("db/result.json");
         CHECK(r && strstr(r, "\"docbow\"") != NULL);
@@ -280,7 +280,7 @@ int main(void)
         CHECK_OK(ss_st_open(p, &st));
         if (st) {
             CHECK(ss_st_find(st, "docbow_head.weight") != NULL);
-            CHECK(ss_st_find(st, "docbow_emb_head.weight") != NULL); /* the second head, on by default */
+            CHECK(ss_st_find(st, "docbow_emb_head.weight") != NULL); /* the second head (--emb-weight) */
             CHECK(ss_st_meta(st, "tokenizer") != NULL);
             ss_st_close(st);
         }
@@ -296,7 +296,7 @@ int main(void)
         CHECK(run(NULL, "pretrain --method docbow --text one --tokenizer tok.json --out db1") == 1);
         CHECK(err_has("two or more sentences"));
         char *cfg = read_text("db/config.json");
-        CHECK(cfg && json_num(cfg, "emb_weight") == 1.0);
+        CHECK(cfg && json_num(cfg, "emb_weight") == 0.5);
         free(cfg);
         CHECK(run(NULL, "pretrain --method mlm --text docs --emb-weight 0.5 --vocab 300") == 2);
         CHECK(err_has("--emb-weight"));

@@ -118,7 +118,7 @@ typedef struct ss_text_run_opts {
     int quiet, resume;
     int64_t max_steps;
     int64_t max_sequences;    /* pretraining: a seeded subset of this many packed sequences (0 = all) */
-    float docbow_emb_weight;  /* docbow: weight of the second head, on the mean token embedding (0 = off; default 1) */
+    float docbow_emb_weight;  /* docbow: weight of the second head, on the mean token embedding (0 = off, the default) */
 } ss_text_run_opts;
 
 /* Defaults: MLM pretraining (lr 1e-3, wd 0.01, batch 64, warm-up 1 epoch,

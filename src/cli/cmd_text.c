@@ -338,7 +338,7 @@ static int text_pretrain(int argc, char **argv)
                "and the encoder's pooled features predict the bag of tokens of the rest of its document (tokens\n"
                "weighted 1/sqrt(count + 1)). Documents of one sentence are left out; --by-line is refused, and\n"
                "--add-text joins the tokenizer's training text only. --max-sequences keeps a seeded subset of that\n"
-               "many sentences. --emb-weight W (docbow, default 1; 0 = off): a second head predicts the same target\n"
+               "many sentences. --emb-weight W (docbow, default 0 = off): a second head predicts the same target\n"
                "from the mean of the sentence's token embeddings, its loss added with weight W.\n");
         return 0;
     }

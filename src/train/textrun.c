@@ -195,7 +195,7 @@ ss_text_run_opts ss_text_run_defaults(int pretrain)
     o.pool = SS_POOL_MEAN;
     o.encoder_lr_scale = 1.0f;
     o.layer_decay = 1.0f;
-    o.docbow_emb_weight = 1.0f;
+    o.docbow_emb_weight = 0.0f;
     return o;
 }
 
@@ -288,7 +288,9 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * A second head ("docbow_emb_head", weight o->docbow_emb_weight) predicts the
  * same target from the mean of the sentence's token embeddings alone (no
  * positions, no blocks): deep supervision of the token table, which the
- * blocks otherwise leave a weak bag of words (docs/TEXT_RESULTS.md). */
+ * blocks otherwise leave a weak bag of words. Off by default: it made the
+ * token table a better bag of words but fine-tuned worse with few labels
+ * (docs/TEXT_RESULTS.md). */
 
 typedef struct docbow_ctx {
     ss_model *m;
