@@ -208,13 +208,18 @@ static double emb_head_margin(const ss_model *m, const ss_tokenizer *tok, int go
     const ss_tensor *W = ss_params_find(m->p, "docbow_emb_head.weight"), *bias = ss_params_find(m->p, "docbow_emb_head.bias");
     int D = m->enc->feat_dim, V = ss_tokenizer_vocab_size(tok);
     if (!W || !bias || D > 256 || W->numel != (int64_t)V * D) return 0.0;
-    int32_t ids[64];
-    int64_t k = ss_tokenizer_encode(tok, sentence, strlen(sentence), ids, 64);
-    CHECK(k >= 1 && k <= 64);
+    /* the input as training sees it: [CLS] tokens [SEP], the mean over the
+     * non-[PAD] positions */
+    int32_t ids[32];
+    ss_tokenizer_encode_seq(tok, sentence, strlen(sentence), ids, 32);
+    int k = 0;
+    for (int j = 0; j < 32; j++) k += ids[j] != SS_TOK_PAD;
+    CHECK(k >= 3);
     double e[256];
     for (int d = 0; d < D; d++) {
         e[d] = 0.0;
-        for (int64_t j = 0; j < k; j++) e[d] += tab->data[(int64_t)ids[j] * D + d] / (double)k;
+        for (int j = 0; j < 32; j++)
+            if (ids[j] != SS_TOK_PAD) e[d] += tab->data[(int64_t)ids[j] * D + d] / (double)k;
     }
     double *p = malloc(sizeof(double) * (size_t)V), mx = -1e300, sum = 0.0;
     for (int v = 0; v < V; v++) {
@@ -287,6 +292,27 @@ static void test_pretrain(void)
            L[1], L[2], log(400.0));
     CHECK_NEAR(L[2] - L[1], L[1] - L[0], 1e-4);
     CHECK_NEAR(L[1] - L[0], log(400.0), 0.5);
+
+    /* the default, top head only: the loss falls */
+    o.epochs = getenv("SS_SANITIZED") ? 3 : 6;
+    o.lr = 2e-3f;
+    CHECK_OK(ss_text_model_create(&m, tok, 32, 0));
+    CHECK_OK(ss_text_pretrain_docbow(&m, tok, &docs, &o, &res));
+    CHECK(res.nhist == o.epochs);
+    if (res.nhist >= 2) {
+        double first = res.hist_loss[0], last = res.hist_loss[res.nhist - 1];
+        printf("docbow: epoch loss %.4f -> %.4f (uniform guess %.4f)\n", first, last, log(400.0));
+        CHECK(isfinite(first) && isfinite(last));
+        CHECK_MSG(last < first - 0.05, "loss %.4f -> %.4f", first, last);
+    }
+    ss_fit_result_free(&res);
+    ss_model_free(&m);
+    /* a weight that is not a number >= 0 is refused */
+    o.docbow_emb_weight = -1.0f;
+    CHECK_OK(ss_text_model_create(&m, tok, 32, 0));
+    CHECK(ss_text_pretrain_docbow(&m, tok, &docs, &o, &res) == SS_ERR_INVALID);
+    CHECK(strstr(ss_errmsg(), "emb weight") != NULL);
+    ss_model_free(&m);
 
     /* 12 epochs at lr 1e-2 (even under the sanitizers): at 6 epochs of 2e-3
      * the loss falls, but the embedding head has learned little more than

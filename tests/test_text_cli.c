@@ -300,6 +300,10 @@ int main(void)
         free(cfg);
         CHECK(run(NULL, "pretrain --method mlm --text docs --emb-weight 0.5 --vocab 300") == 2);
         CHECK(err_has("--emb-weight"));
+        /* a run keeps its heads: resuming the --emb-weight run without it is refused */
+        CHECK(run(NULL, "pretrain --method docbow --text docs --vocab 300 --seq-len 32 --batch 8 --epochs 3 "
+                        "--out db --resume") == 1);
+        CHECK(err_has("docbow_emb_head"));
         /* the text demo pretrains with docbow by default */
         if (!asan) {
             CHECK(run(&o, "demo --text --quick --corpus docs --labelled lab.tsv --out demo") == 0);

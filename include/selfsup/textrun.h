@@ -144,7 +144,9 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * against softmax of the head's logits. With o->docbow_emb_weight > 0 a
  * second head, "docbow_emb_head", predicts the same target from the mean of
  * the sentence's token embeddings, and its cross-entropy, times that weight,
- * is added to the loss. */
+ * is added to the loss. A weight that is not a finite number >= 0 is
+ * SS_ERR_INVALID, and so is a resume (o->resume) whose checkpoint's heads
+ * do not match the weight (a head present with weight 0, or missing). */
 ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,
                                   const ss_text_run_opts *o, ss_fit_result *res);
 

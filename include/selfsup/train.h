@@ -137,7 +137,8 @@ typedef struct ss_fit_config {
 enum { SS_ON_NAN_STOP = 0, SS_ON_NAN_ROLLBACK = 1 };
 
 typedef struct ss_fit_result {
-    double best_metric, last_metric, final_loss;
+    double best_metric, last_metric, final_loss; /* final_loss: the last epoch's mean loss, or that of the
+                                                    steps run in the epoch a max_steps stop cut short */
     int64_t best_epoch, steps;
     double seconds, data_wait_seconds;
     /* Per-epoch history (malloc'd, epochs entries): mean loss, metric,

@@ -331,7 +331,7 @@ static int text_pretrain(int argc, char **argv)
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
                "  [--lr 1e-3] [--wd 0.01] [--warmup 1] [--pool mean|cls (recorded for fine-tuning; docbow trains on it)] [--seed 0]\n"
                "  [--threads 2] [--precision fp32|bf16] [--out RUN_DIR] [--resume] [--by-line] [--json]\n"
-               "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)]\n"
+               "  [--max-sequences N (a seeded subset of N packed sequences: a fixed token budget)] [--emb-weight W (docbow)]\n"
                "The corpus is packed into sequences of --seq-len tokens; 15%% of tokens are chosen each epoch\n"
                "afresh (80%% [MASK], 10%% random, 10%% kept). The checkpoint holds the tokenizer.\n"
                "docbow: CORPUS is one document per file (e.g. a folder of reviews); each sentence is one sample,\n"
