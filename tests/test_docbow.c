@@ -314,10 +314,12 @@ static void test_pretrain(void)
     CHECK(strstr(ss_errmsg(), "emb weight") != NULL);
     ss_model_free(&m);
 
-    /* 12 epochs at lr 1e-2 (even under the sanitizers): at 6 epochs of 2e-3
-     * the loss falls, but the embedding head has learned little more than
-     * token frequencies */
-    o.epochs = 12;
+    /* 12 epochs at lr 1e-2: at 6 epochs of 2e-3 the loss falls, but the
+     * embedding head has learned little more than token frequencies. Under
+     * the sanitizers 3 epochs check the memory of this path, not the margin
+     * (the plain build checks that). */
+    int sanitized = getenv("SS_SANITIZED") != NULL;
+    o.epochs = sanitized ? 3 : 12;
     o.lr = 1e-2f;
     o.docbow_emb_weight = 1.0f;
     CHECK_OK(ss_text_model_create(&m, tok, 32, 0));
@@ -335,7 +337,7 @@ static void test_pretrain(void)
      * other polarity words, not the opposite ones */
     double mg = emb_head_margin(&m, tok, 1), mb = emb_head_margin(&m, tok, 0);
     printf("docbow: embedding head, p(same polarity) - p(opposite): %.4f (great), %.4f (dull)\n", mg, mb);
-    CHECK_MSG(mg > 0.0 && mb > 0.0, "margins %.4f %.4f", mg, mb);
+    CHECK_MSG(sanitized || (mg > 0.0 && mb > 0.0), "margins %.4f %.4f", mg, mb);
     ss_fit_result_free(&res);
     ss_model_free(&m);
 
