@@ -109,6 +109,8 @@ def logreg(ftr, ytr, fte, yte):
 
 
 def cmd_probe(a):
+    if a.labels < 0 or a.seeds < 1:
+        sys.exit("text_diagnose.py probe: --labels N needs N >= 0 and --seeds K needs K >= 1")
     ids, labels, test = rt_polarity(a.selfsup, a.tokenizer)
     V, N = vocab_of(a.tokenizer), len(ids)
     x = torch.zeros(N, T, dtype=torch.long)
@@ -141,6 +143,8 @@ def cmd_probe(a):
             pool(h, "block %d" % (i + 1))
         pool(m.norm(h), "final norm")
     subsets = [tr]
+    if a.labels > len(tr):
+        sys.exit("text_diagnose.py probe: --labels %d, but the train split has %d sentences" % (a.labels, len(tr)))
     if a.labels:
         subsets = [np.sort(np.random.RandomState(s).choice(tr, a.labels, replace=False)) for s in range(a.seeds)]
     what = "%d labels, mean of %d subsets" % (a.labels, a.seeds) if a.labels else "100% labels"
