@@ -155,6 +155,31 @@ static void test_checkpoint(void)
            "lr.safetensors", "optim");
     ss_opt_free(opt);
     ss_model_free(&m);
+
+    /* Resuming into a model with a head less, or a head more, than the run
+     * that wrote the checkpoint: refused, naming the head's tensor. */
+    ss_model m2;
+    ss_linear_layer extra_head;
+    CHECK_OK(ss_model_create(&m2, &ec, 2));
+    CHECK_OK(ss_linear_init(&extra_head, m2.p, "aux_head", 4, 3, 1));
+    CHECK_OK(ss_model_finalize(&m2, 1));
+    ss_optimizer *opt2 = NULL;
+    CHECK_OK(ss_opt_new(m2.p, &oc, &opt2));
+    const char *p3 = at("head.safetensors");
+    CHECK_OK(ss_checkpoint_save(p3, &m2, opt2, &ts, NULL));
+    CHECK_OK(ss_checkpoint_load_into(p3, &m2, NULL, 0, opt2, &back)); /* the same model: fine */
+    CHECK_OK(ss_model_create(&m, &ec, 2));
+    CHECK_OK(ss_model_finalize(&m, 1));
+    CHECK_OK(ss_opt_new(m.p, &oc, &opt));
+    expect("checkpoint", "resume without a head the run had", ss_checkpoint_load_into(p3, &m, NULL, 0, opt, &back),
+           "head.safetensors", "aux_head");
+    CHECK_OK(ss_checkpoint_load_into(p3, &m, "encoder.", 0, NULL, NULL)); /* a fine-tune start takes the encoder */
+    expect("checkpoint", "resume with a head the run did not have",
+           ss_checkpoint_load_into(good, &m2, NULL, 0, opt2, &back), "good.safetensors", "aux_head");
+    ss_opt_free(opt);
+    ss_opt_free(opt2);
+    ss_model_free(&m);
+    ss_model_free(&m2);
 }
 
 /* ---- datasets: IDX, CIFAR, image folders, CSV lists ------------------------------------- */

@@ -145,8 +145,8 @@ ss_status ss_text_pretrain_mlm(ss_model *m, const ss_tokenizer *tok, const ss_te
  * second head, "docbow_emb_head", predicts the same target from the mean of
  * the sentence's token embeddings, and its cross-entropy, times that weight,
  * is added to the loss. A weight that is not a finite number >= 0 is
- * SS_ERR_INVALID, and so is a resume (o->resume) whose checkpoint's heads
- * do not match the weight (a head present with weight 0, or missing). */
+ * SS_ERR_INVALID. A resume (o->resume) must use the weight the run started
+ * with, zero or not: the checkpoint loader refuses a head more or less. */
 ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss_textset *docs,
                                   const ss_text_run_opts *o, ss_fit_result *res);
 

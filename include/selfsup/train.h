@@ -81,7 +81,9 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
  * right shape unless allow_missing; with prefix_only, only names starting
  * with that prefix are loaded (e.g. "encoder." to start a fine-tune from a
  * pretrained checkpoint). Optimiser moments and state when given; with opt,
- * m->extra (when set) is loaded too and must be present. */
+ * m->extra (when set) is loaded too and must be present. Resuming (opt given,
+ * no prefix_only), the file may hold nothing else: a tensor without a place
+ * in m (a head the run had and this model lacks) is SS_ERR_FORMAT naming it. */
 ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *prefix_only, int allow_missing,
                                   ss_optimizer *opt, ss_train_state *st);
 /* Metadata value of a checkpoint (malloc'd) or NULL. */

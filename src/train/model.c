@@ -236,6 +236,10 @@ static ss_status load_tensors(ss_safetensors *st, const char *path, ss_model *m,
         if (prefix_only && strncmp(t->name, prefix_only, pl) != 0) continue;
         if (!ss_st_find(st, t->name)) {
             if (allow_missing) continue;
+            if (opt) /* resuming: the run was started with another model (a head more or less) */
+                return ss_seterr(SS_ERR_FORMAT,
+                                 "%s: no tensor '%s' to resume from: resume with the options the run was started with",
+                                 path, t->name);
             return ss_seterr(SS_ERR_FORMAT, "%s: no tensor '%s' (the checkpoint does not match a %s model)", path,
                              t->name, m->ecfg.kind);
         }
@@ -258,6 +262,23 @@ static ss_status load_tensors(ss_safetensors *st, const char *path, ss_model *m,
     if (loaded == 0)
         return ss_seterr(SS_ERR_FORMAT, "%s: no tensor of this model found%s%s", path, prefix_only ? " under " : "",
                          prefix_only ? prefix_only : "");
+    /* Resuming the whole model: every tensor of the file must have a place,
+     * or a part of the run (say a second head) would be dropped unseen. */
+    for (int i = 0; opt && !prefix_only && i < ss_st_count(st); i++) {
+        const char *name = ss_st_entry_at(st, i)->name;
+        const char *base = name;
+        const ss_params *in = m->p;
+        if (!strncmp(name, "optim.m1.", 9) || !strncmp(name, "optim.m2.", 9)) base = name + 9;
+        else if (m->extra && m->extra_prefix && !strncmp(name, m->extra_prefix, strlen(m->extra_prefix))) {
+            base = name + strlen(m->extra_prefix);
+            in = m->extra;
+        }
+        if (!ss_params_find(in, base))
+            return ss_seterr(SS_ERR_FORMAT,
+                             "%s: holds '%s', which this run's model does not have: resume with the options the run "
+                             "was started with",
+                             path, name);
+    }
     /* Resuming: the extra store (BYOL's target network) is part of the state. */
     for (int i = 0; opt && m->extra && i < ss_params_count(m->extra); i++) {
         ss_tensor *t = ss_params_at(m->extra, i);

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "selfsup/knn.h"
-#include "selfsup/safetensors.h"
 #include "selfsup/textrun.h"
 #include "train/textrun_internal.h"
 
@@ -418,6 +417,9 @@ ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss
     int64_t nd = 0;
     int32_t *ids = NULL;
     float *dense = NULL;
+    c.emb_weight = o->docbow_emb_weight;
+    if (!(c.emb_weight >= 0.0f) || !isfinite(c.emb_weight)) /* before any work on the corpus */
+        return ss_seterr(SS_ERR_INVALID, "docbow: emb weight %g must be a finite number >= 0", (double)c.emb_weight);
     ss_status s = ss_docbow_sentences(docs, &sent, &nd);
     if (!s && nd == 0)
         s = ss_seterr(SS_ERR_INVALID,
@@ -482,28 +484,6 @@ ss_status ss_text_pretrain_docbow(ss_model *m, const ss_tokenizer *tok, const ss
     if (s) goto done;
     for (int v = 0; v < c.V; v++) c.w[v] = 1.0f / sqrtf(c.w[v] + 1.0f);
     if ((s = ss_linear_init(&c.head, m->p, "docbow_head", m->enc->feat_dim, c.V, 1))) goto done;
-    c.emb_weight = o->docbow_emb_weight;
-    if (!(c.emb_weight >= 0.0f) || !isfinite(c.emb_weight)) {
-        s = ss_seterr(SS_ERR_INVALID, "docbow: emb weight %g must be a finite number >= 0", (double)c.emb_weight);
-        goto done;
-    }
-    if (o->resume && o->run_dir) {
-        /* the run must go on with the heads it started with: a checkpoint's
-         * docbow_emb_head would otherwise be dropped (or missing) unseen */
-        char ck[4096];
-        snprintf(ck, sizeof ck, "%s/last.safetensors", o->run_dir);
-        ss_safetensors *st = NULL;
-        if (ss_st_open(ck, &st) == SS_OK) {
-            int has = ss_st_find(st, "docbow_emb_head.weight") != NULL;
-            ss_st_close(st);
-            if (has != (c.emb_weight > 0.0f)) {
-                s = ss_seterr(SS_ERR_INVALID,
-                              "%s: %s docbow_emb_head, so resume it %s --emb-weight (a run cannot change its heads)",
-                              ck, has ? "has" : "has no", has ? "with" : "without");
-                goto done;
-            }
-        }
-    }
     if (c.emb_weight > 0.0f &&
         (s = ss_linear_init(&c.emb_head, m->p, "docbow_emb_head", m->enc->feat_dim, c.V, 1)))
         goto done;
