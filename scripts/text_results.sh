@@ -15,6 +15,7 @@
 # 2 passes by default, and uses the rt-polarity text for the tokenizer only),
 # VOCAB (4096), EPOCHS_100 (1: classifier epochs at 100% labels),
 # PRE_THREADS (THREADS: threads of the docbow pretraining, which runs alone).
+# EMB_WEIGHT: docbow's --emb-weight (default 0).
 # Restartable: a job whose result.json exists is skipped. Summary table:
 # OUT_DIR/summary.md (SUMMARY_ONLY=1 rebuilds it without running anything).
 set -euo pipefail
@@ -43,7 +44,8 @@ job_pretrain() {
     [ -f "$PRE/result.json" ] && return 0
     if [ "$METHOD" = docbow ]; then
         "$B" pretrain --method docbow --text "$MR" --add-text "$RT" --vocab $VOCAB --seq-len $SEQ \
-            --epochs "${PRE_EPOCHS:-2}" --batch 64 --lr 2e-3 --warmup 0.1 --threads "${PRE_THREADS:-$THREADS}" --quiet --json \
+            --epochs "${PRE_EPOCHS:-2}" --batch 64 --lr 2e-3 --warmup 0.1 --threads "${PRE_THREADS:-$THREADS}" \
+            --emb-weight "${EMB_WEIGHT:-0}" --quiet --json \
             --out "$PRE" > "$OUT/logs/pretrain.json" 2> "$OUT/logs/pretrain.err"
         return
     fi
