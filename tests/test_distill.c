@@ -192,6 +192,10 @@ int main(void)
         else CHECK_MSG(changed > 0, "encoder never trained after the probe phase (%d)", changed);
     }
 
+    /* finetune's default encoder rate is the head's (config.json records it). */
+    snprintf(p, sizeof p, "%s/lp1/config.json", tmp);
+    CHECK_NEAR(json_num(slurp(p), "encoder_lr_scale"), 1, 0);
+
     /* A teacher that is not there, and one with a different class count
      * (a pretraining checkpoint has no classifier head), fail cleanly. */
     snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --epochs 1 --quiet --distill %s/nope.safetensors "
