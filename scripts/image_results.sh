@@ -12,11 +12,12 @@
 # PRE_EPOCHS (3); PRE_ARGS (more `pretrain` flags); LABELS (10%); EPOCHS
 # (scratch and fine-tune epochs; empty = the commands' defaults); CLS_ARGS
 # (more `train` / `finetune` flags, both arms); SEEDS ("0 1 2"); THREADS (2);
-# FT_TAG + FT_ARGS: a fine-tune variant (e.g. FT_TAG=lr1 FT_ARGS="--encoder-
-# lr-scale 1"), written as ft-TAG-* beside the plain one and summarised as
+# FT_TAG + FT_ARGS: a fine-tune variant (e.g. FT_TAG=lr05 FT_ARGS="--encoder-
+# lr-scale 0.5"), written as ft-TAG-* beside the plain one and summarised as
 # its own row; a rerun with a new tag reuses the pretraining and the others;
 # JOBS ("scratch ft probe knn"): which per-seed jobs to run.
 # One job at a time (the figures are wall times on a quiet machine).
+# One OUT_DIR holds one pretraining: another METHOD needs another OUT_DIR.
 # Restartable: a job whose result file exists is skipped. SUMMARY_ONLY=1
 # rebuilds OUT_DIR/summary.md without running anything.
 set -euo pipefail
@@ -37,7 +38,11 @@ CLS=(--labels "$LABELS" --threads "$THREADS" --json)
 [ -n "${EPOCHS:-}" ] && CLS+=(--epochs "$EPOCHS")
 # shellcheck disable=SC2206
 CLS+=(${CLS_ARGS:-})
-L=${LABELS%\%}
+L=$(printf '%s' "${LABELS%\%}" | tr -c 'A-Za-z0-9.' '_') # file-name part: 10% -> 10, 60/class -> 60_class
+if [ -s "$OUT/pretrain.json" ] && ! grep -q "\"method\":\"$METHOD\"" "$OUT/pretrain.json"; then
+    echo "image_results.sh: $OUT holds another method's pretraining ($OUT/pretrain.json); use a new OUT_DIR for METHOD=$METHOD" >&2
+    exit 2
+fi
 
 run() { # NAME RESULT_FILE COMMAND...: runs COMMAND unless RESULT_FILE exists
     local name=$1 res=$2; shift 2
@@ -75,11 +80,14 @@ def load(p):
         with open(p) as f: return json.load(f)
     except Exception: return None
 pre = load(os.path.join(out, "pretrain.json"))
+def scale_note(run):  # the encoder learning-rate scale a fine-tune ran with (its config.json)
+    c = load(os.path.join(out, run, "config.json"))
+    return " (encoder lr x%g)" % c["encoder_lr_scale"] if c and "encoder_lr_scale" in c else ""
 # fine-tune variants (FT_TAG): ft-TAG-LABELS-sSEED.json
 tags = sorted({m.group(1) for m in (re.match(r"ft-(.+)-%s-s\d+\.json$" % re.escape(lab), os.path.basename(f))
                                     for f in glob.glob(os.path.join(out, "ft-*.json"))) if m})
 rows = [("scratch", "test_acc", "scratch-%s-s%d.json", "train_seconds"),
-        ("%s + fine-tune" % method, "test_acc", "ft-%s-s%d.json", "train_seconds"),
+        ("%s + fine-tune%s" % (method, scale_note("ft-%s-s%d" % (lab, seeds[0]))), "test_acc", "ft-%s-s%d.json", "train_seconds"),
         ] + [("%s + fine-tune (%s)" % (method, (open(a).read().strip() if os.path.exists(a) else t)),
               "test_acc", "ft-" + t + "-%s-s%d.json", "train_seconds")
              for t in tags for a in [os.path.join(out, "ft-%s.args" % t)]] + [

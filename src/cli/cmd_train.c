@@ -305,9 +305,9 @@ static int train_main(int argc, char **argv, const char *cmd)
     run_read_flags(&r, &a, &ok);
     /* The encoder trains at the head's rate by default: at half of it (the earlier
      * default) a pretrained convnet-s fitted the labelled set less than scratch and
-     * ended 0.7-0.9 points under it at 10% labels on Fashion-MNIST and CIFAR-10, on
-     * every seed (docs/RESULTS.md); ViT keeps lower rates for lower layers through
-     * --layer-decay. */
+     * ended under it at 10% labels on Fashion-MNIST and CIFAR-10 on every seed (0.7
+     * and 0.9 points on the mean; docs/RESULTS.md); ViT keeps lower rates for lower
+     * layers through --layer-decay. */
     float enc_scale = (float)args_float(&a, "encoder-lr-scale", 1.0, 0, 10, &ok);
     float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
     int freeze = args_flag(&a, "freeze-encoder");
