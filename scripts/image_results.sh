@@ -18,7 +18,8 @@
 # JOBS ("scratch ft probe knn"): which per-seed jobs to run.
 # One job at a time (the figures are wall times on a quiet machine).
 # One OUT_DIR holds one pretraining: another METHOD needs another OUT_DIR.
-# Restartable: a job whose result file exists is skipped. SUMMARY_ONLY=1
+# Restartable: a job whose result file exists is skipped. A failed job is
+# logged and the rest go on; the exit status is then 1. SUMMARY_ONLY=1
 # rebuilds OUT_DIR/summary.md without running anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,12 +45,15 @@ if [ -s "$OUT/pretrain.json" ] && ! grep -q "\"method\":\"$METHOD\"" "$OUT/pretr
     exit 2
 fi
 
+FAILED=0
 run() { # NAME RESULT_FILE COMMAND...: runs COMMAND unless RESULT_FILE exists
     local name=$1 res=$2; shift 2
     [ -s "$res" ] && return 0
     echo "$(date -u +%H:%M:%S) $name" >> "$OUT/logs/jobs.log"
     if "$@" > "$res.tmp" 2> "$OUT/logs/$name.err"; then mv "$res.tmp" "$res"
-    else echo "$(date -u +%H:%M:%S) FAILED $name (see $OUT/logs/$name.err)" >> "$OUT/logs/jobs.log"; rm -f "$res.tmp"; return 1; fi
+    else # log it, say it, and go on with the other jobs; the script exits 1 after the summary
+        echo "$(date -u +%H:%M:%S) FAILED $name (see $OUT/logs/$name.err)" | tee -a "$OUT/logs/jobs.log" >&2
+        rm -f "$res.tmp"; FAILED=1; fi
 }
 
 if [ -z "${SUMMARY_ONLY:-}" ]; then
@@ -116,3 +120,4 @@ text = "\n".join(lines) + "\n"
 with open(os.path.join(out, "summary.md"), "w") as f: f.write(text)
 print(text, end="")
 EOF
+exit "$FAILED"
