@@ -161,11 +161,23 @@ static void test_conv_vs_ref(void)
         {2, 2, 1, 5, 3, 3, 3, 1, 1, 1},   /* H = 1 */
         {2, 2, 5, 1, 3, 3, 3, 1, 1, 1},   /* W = 1 */
         {2, 2, 4, 4, 3, 3, 3, 1, 2, 1},   /* pad larger than needed */
+        /* O <= C, stride 1: dx by the transposed convolution */
+        {2, 4, 7, 7, 4, 3, 3, 1, 1, 1},   /* 3x3 pad 1, O = C */
+        {2, 6, 6, 5, 3, 3, 3, 1, 1, 0},   /* O < C, no bias */
+        {2, 4, 7, 6, 2, 5, 5, 1, 2, 1},   /* kernel 5 pad 2 */
+        {2, 3, 4, 4, 3, 3, 3, 1, 2, 1},   /* pad 2: output larger than input */
+        {2, 3, 5, 5, 2, 3, 3, 1, 0, 1},   /* pad 0: output smaller */
+        {2, 6, 6, 6, 5, 1, 1, 1, 0, 1},   /* 1x1 */
+        {2, 4, 5, 6, 3, 2, 3, 1, 1, 1},   /* rectangular kernel, pad 1 */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        conv_vs_ref(&cases[i], 0);
-        conv_vs_ref(&cases[i], 1); /* one image per chunk */
+    for (int tr = 1; tr >= 0; tr--) { /* dx by the transposed convolution where it applies, then never */
+        ss_conv2d_set_dx_transposed(tr);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            conv_vs_ref(&cases[i], 0);
+            conv_vs_ref(&cases[i], 1); /* one image per chunk */
+        }
     }
+    ss_conv2d_set_dx_transposed(1);
     conv_case odd = {5, 3, 6, 6, 4, 3, 3, 1, 1, 1};
     conv_vs_ref(&odd, 3 * 9 * 36 * 2); /* chunks of 2 images, last chunk of 1 */
     /* Enough chunks that each of 2 threads takes a range of images (per-thread
@@ -173,8 +185,54 @@ static void test_conv_vs_ref(void)
     conv_case many = {9, 3, 10, 10, 5, 3, 3, 1, 1, 1};
     conv_vs_ref(&many, 3 * 9 * 100 * 2);
     conv_vs_ref(&many, 1);
+    conv_case manyt = {9, 5, 8, 8, 5, 3, 3, 1, 1, 1}; /* the same with the transposed dx */
+    conv_vs_ref(&manyt, 5 * 9 * 64 * 2);
+    conv_vs_ref(&manyt, 1);
     conv_case many7 = {9, 8, 7, 7, 6, 3, 3, 2, 1, 1};
     conv_vs_ref(&many7, 8 * 9 * 16 * 2);
+}
+
+/* dx accumulated over two uses of x (the second conv's backward adds to a
+ * gradient the first one wrote): y = conv(x, w1) + conv(x, w2), both 3x3
+ * stride 1 pad 1 (the transposed-convolution data path), against the
+ * reference's dx summed over both weights. chunk 0: several images per chunk;
+ * 1: one image per chunk (the GEMM adds into dx with beta 1); N = 9 with
+ * small chunks: threads over image ranges. */
+static void conv_dx_accumulates(int64_t N, int64_t chunk)
+{
+    ss_conv2d_set_chunk_floats(chunk);
+    const int64_t C = 3, H = 6, W = 5, O = 3, nx = N * C * H * W, nw = O * C * 9, ny = N * O * H * W;
+    int64_t sx[4] = {N, C, H, W}, sw[4] = {O, C, 3, 3};
+    float *xv = malloc((size_t)nx * 4), *w1 = malloc((size_t)nw * 4), *w2 = malloc((size_t)nw * 4);
+    float *dy = malloc((size_t)ny * 4), *rgx = calloc((size_t)nx, 4), *rgw = calloc((size_t)nw, 4);
+    gc_fill(xv, nx, -1, 1, 11);
+    gc_fill(w1, nw, -0.5f, 0.5f, 12);
+    gc_fill(w2, nw, -0.5f, 0.5f, 13);
+    gc_fill(dy, ny, -1, 1, 14);
+    ss_conv2d_reference_backward(xv, w1, dy, N, C, H, W, O, 3, 3, 1, 1, rgx, rgw, NULL);
+    ss_conv2d_reference_backward(xv, w2, dy, N, C, H, W, O, 3, 3, 1, 1, rgx, rgw, NULL);
+    ss_graph *g = ss_graph_new();
+    ss_tensor *x = leaf(g, 4, sx, xv, 1);
+    ss_tensor *y = ss_add(g, ss_conv2d(g, x, leaf(g, 4, sw, w1, 0), NULL, 1, 1),
+                          ss_conv2d(g, x, leaf(g, 4, sw, w2, 0), NULL, 1, 1));
+    CHECK_MSG(y && y->numel == ny, "conv dx accumulates N%lld chunk%lld: shape", (long long)N, (long long)chunk);
+    if (y && y->numel == ny) {
+        CHECK_OK(ss_backward_seed(g, y, dy));
+        double e = max_abs_diff(x->grad, rgx, nx);
+        CHECK_MSG(e < 1e-4, "conv dx accumulates N%lld chunk%lld: dx differs by %g", (long long)N, (long long)chunk,
+                  e);
+    }
+    ss_graph_free(g);
+    free(xv), free(w1), free(w2), free(dy), free(rgx), free(rgw);
+    ss_conv2d_set_chunk_floats(0);
+}
+
+static void test_conv_dx_accumulates(void)
+{
+    conv_dx_accumulates(2, 0);
+    conv_dx_accumulates(2, 1);
+    conv_dx_accumulates(9, 3 * 9 * 30 * 2);
+    conv_dx_accumulates(9, 1);
 }
 
 /* ---- gradient checks ---------------------------------------------------------- */
@@ -363,6 +421,37 @@ static void test_pool_exact(void)
      * {4,7,7,0,1,1,2,1,8} -> (2,1) again. */
     float gw2[16] = {1, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0};
     CHECK(memcmp(x->grad, gw2, sizeof gw2) == 0);
+    /* 2x2 max pool on a 5x5 plane: the last row and column are in no window
+     * and their gradient is 0 (the other entries as the windows say). */
+    ss_graph_reset(g);
+    {
+        float x5[25];
+        for (int i = 0; i < 25; i++) x5[i] = (float)((i * 7) % 25);
+        int64_t s5[4] = {1, 1, 5, 5};
+        x = leaf(g, 4, s5, x5, 1);
+        y = ss_max_pool2d(g, x, 2, 2, 0);
+        CHECK_OK(ss_backward(g, ss_sum_all(g, y)));
+        int ok = 1, ones = 0;
+        for (int r = 0; r < 5; r++)
+            for (int c = 0; c < 5; c++) {
+                float v = x->grad[r * 5 + c];
+                if (r == 4 || c == 4) ok &= v == 0.0f;
+                else ok &= v == 0.0f || v == 1.0f, ones += v == 1.0f;
+            }
+        CHECK(ok && ones == 4);
+    }
+    /* x used twice: loss = sum(max_pool(x)) + sum(gap(x)) + sum(x), so the
+     * pools add to a gradient that sum(x) wrote first (backward runs in
+     * reverse order): 1 + 1/16 everywhere, + 1 at the four argmaxes. */
+    ss_graph_reset(g);
+    x = leaf(g, 4, sx, xv, 1);
+    {
+        ss_tensor *l = ss_add(g, ss_sum_all(g, ss_max_pool2d(g, x, 2, 2, 0)), ss_sum_all(g, ss_global_avg_pool(g, x)));
+        CHECK_OK(ss_backward(g, ss_add(g, l, ss_sum_all(g, x))));
+        int ok = 1;
+        for (int i = 0; i < 16; i++) ok &= fabsf(x->grad[i] - (1.0f + 1.0f / 16 + (gw[i] != 0.0f))) < 1e-6f;
+        CHECK(ok);
+    }
     /* Avg pool 2x2 s2, and 3x3 s1 p1 at a corner (padding counts: /9). */
     ss_graph_reset(g);
     x = leaf(g, 4, sx, xv, 0);
@@ -571,6 +660,7 @@ int main(void)
 {
     test_conv_exact();
     test_conv_vs_ref();
+    test_conv_dx_accumulates();
     test_gradchecks();
     test_pool_exact();
     test_bn_exact();

@@ -45,17 +45,35 @@ static void maxpool_backward(ss_graph *g, ss_node *n)
     ss_tensor *x = n->in[0];
     pool_geom G;
     if (!pool_geometry(g, "max_pool2d", x, (int)n->i[0], (int)n->i[1], (int)n->i[2], &G)) return;
-    float *gx = ss_grad(g, x);
+    int fresh = 0;
+    float *gx = ss_grad_fresh(g, x, &fresh); /* fresh: stored plane by plane below, no zero fill first */
     if (!gx) return;
     const float *gy = n->out->grad;
     const uint16_t *am = n->saved;
     const int64_t H = G.H, W = G.W, Ho = G.Ho, Wo = G.Wo, k = G.k, s = G.s, p = G.p;
     const int64_t HW = H * W, PO = Ho * Wo;
+    /* 2x2 stride 2 windows that tile the plane: every dx entry is written once. */
+    const int tiles = k == 2 && s == 2 && p == 0 && H == 2 * Ho && W == 2 * Wo;
 #pragma omp parallel for schedule(static) if (G.planes * PO > PAR_MIN)
     for (int64_t pl = 0; pl < G.planes; pl++) {
         float *dx = gx + pl * HW;
         const float *dy = gy + pl * PO;
         const uint16_t *a = am + pl * PO;
+        if (fresh && tiles) {
+            for (int64_t oy = 0; oy < Ho; oy++) {
+                float *r0 = dx + 2 * oy * W, *r1 = r0 + W;
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                    int64_t j = oy * Wo + ox, w = a[j];
+                    float d = dy[j];
+                    r0[2 * ox] = w == 0 ? d : 0.0f;
+                    r0[2 * ox + 1] = w == 1 ? d : 0.0f;
+                    r1[2 * ox] = w == 2 ? d : 0.0f;
+                    r1[2 * ox + 1] = w == 3 ? d : 0.0f;
+                }
+            }
+            continue;
+        }
+        if (fresh) memset(dx, 0, (size_t)HW * sizeof(float));
         if (k == 2 && s == 2 && p == 0) {
             for (int64_t oy = 0; oy < Ho; oy++)
                 for (int64_t ox = 0; ox < Wo; ox++) {
@@ -278,7 +296,8 @@ ss_tensor *ss_avg_pool2d(ss_graph *g, ss_tensor *x, int k, int s, int p)
 static void gap_backward(ss_graph *g, ss_node *n)
 {
     ss_tensor *x = n->in[0];
-    float *gx = ss_grad(g, x);
+    int fresh = 0;
+    float *gx = ss_grad_fresh(g, x, &fresh);
     if (!gx) return;
     const float *gy = n->out->grad;
     const int64_t planes = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
@@ -287,7 +306,10 @@ static void gap_backward(ss_graph *g, ss_node *n)
     for (int64_t pl = 0; pl < planes; pl++) {
         float d = gy[pl] * inv;
         float *dx = gx + pl * HW;
-        for (int64_t j = 0; j < HW; j++) dx[j] += d;
+        if (fresh)
+            for (int64_t j = 0; j < HW; j++) dx[j] = d;
+        else
+            for (int64_t j = 0; j < HW; j++) dx[j] += d;
     }
 }
 
