@@ -15,7 +15,10 @@
 # FT_TAG + FT_ARGS: a fine-tune variant (e.g. FT_TAG=lr05 FT_ARGS="--encoder-
 # lr-scale 0.5"), written as ft-TAG-* beside the plain one and summarised as
 # its own row; a rerun with a new tag reuses the pretraining and the others;
-# JOBS ("scratch ft probe knn"): which per-seed jobs to run.
+# JOBS ("scratch ft probe knn"): which per-seed jobs to run; SCRATCH_FROM:
+# another OUT_DIR whose scratch rows (same LABELS, SEEDS and classifier
+# flags) this table reads instead of training its own (scratch does not
+# depend on the method).
 # One job at a time (the figures are wall times on a quiet machine).
 # One OUT_DIR holds one pretraining: another METHOD needs another OUT_DIR.
 # Restartable: a job whose result file exists is skipped. A failed job is
@@ -62,7 +65,7 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
         --knn-every 0 --seed 0 --threads "$THREADS" --json ${PRE_ARGS:-} --out "$PRE"
     has() { [[ " ${JOBS:-scratch ft probe knn} " == *" $1 "* ]]; }
     for s in $SEEDS; do
-        if has scratch; then run "scratch-$L-s$s" "$OUT/scratch-$L-s$s.json" "$B" train "${DATA_ARGS[@]}" "${CLS[@]}" --seed "$s" \
+        if has scratch && [ -z "${SCRATCH_FROM:-}" ]; then run "scratch-$L-s$s" "$OUT/scratch-$L-s$s.json" "$B" train "${DATA_ARGS[@]}" "${CLS[@]}" --seed "$s" \
             --out "$OUT/scratch-$L-s$s"; fi
         FT=ft${FT_TAG:+-$FT_TAG}-$L-s$s
         if [ -n "${FT_TAG:-}" ]; then echo "${FT_ARGS:-}" > "$OUT/ft-$FT_TAG.args"; fi
@@ -76,9 +79,10 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
     done
 fi
 
-/usr/bin/python3 - "$OUT" "$METHOD" "$L" "$SEEDS" <<'EOF'
+/usr/bin/python3 - "$OUT" "$METHOD" "$L" "$SEEDS" "${SCRATCH_FROM:-}" <<'EOF'
 import glob, json, os, re, statistics, sys
 out, method, lab, seeds = sys.argv[1], sys.argv[2], sys.argv[3], [int(s) for s in sys.argv[4].split()]
+scratch_dir = sys.argv[5] or out
 def load(p):
     try:
         with open(p) as f: return json.load(f)
@@ -102,7 +106,7 @@ head = "| model | protocol | " + " | ".join("seed %d" % s for s in seeds) + " | 
 lines = [head, "|" + " --- |" * (len(seeds) + 5)]
 base = None
 for name, key, pat, tkey in rows:
-    r = [load(os.path.join(out, pat % (lab, s))) for s in seeds]
+    r = [load(os.path.join(scratch_dir if name == "scratch" else out, pat % (lab, s))) for s in seeds]
     v = [100 * x[key] if x and key in x else None for x in r]
     got = [x for x in v if x is not None]
     m = statistics.mean(got) if got else None
@@ -113,6 +117,8 @@ for name, key, pat, tkey in rows:
     secs = ", ".join("%.0f" % x[tkey] if x and tkey in x else "-" for x in r)
     lines.append("| %s | %s | %s | %s | %s | %s |" % (name, key, " | ".join(cells),
                  "%.2f ± %.2f" % (m, sd) if m is not None else "-", diff, secs))
+if scratch_dir != out:
+    lines += ["", "Scratch rows read from %s." % scratch_dir]
 if pre:
     lines += ["", "Pretraining (%s, %s): %d epochs, final loss %.4f, %.0f s training." % (
         method, pre.get("encoder", "?"), pre["epochs"], pre["final_loss"], pre["train_seconds"])]
