@@ -16,9 +16,11 @@
 # lr-scale 0.5"), written as ft-TAG-* beside the plain one and summarised as
 # its own row; a rerun with a new tag reuses the pretraining and the others;
 # JOBS ("scratch ft probe knn"): which per-seed jobs to run; SCRATCH_FROM:
-# another OUT_DIR whose scratch rows (same LABELS, SEEDS and classifier
-# flags) this table reads instead of training its own (scratch does not
-# depend on the method).
+# another OUT_DIR whose scratch rows this table reads instead of training
+# its own (scratch does not depend on the method; a relative path is from
+# the repository root). It must have been run with the same LABELS, SEEDS,
+# EPOCHS and CLS_ARGS: that is not checked; a missing scratch file is said
+# on stderr and shows as "-".
 # One job at a time (the figures are wall times on a quiet machine).
 # One OUT_DIR holds one pretraining: another METHOD needs another OUT_DIR.
 # Restartable: a job whose result file exists is skipped. A failed job is
@@ -45,6 +47,11 @@ CLS+=(${CLS_ARGS:-})
 L=$(printf '%s' "${LABELS%\%}" | tr -c 'A-Za-z0-9.' '_') # file-name part: 10% -> 10, 60/class -> 60_class
 if [ -s "$OUT/pretrain.json" ] && ! grep -q "\"method\":\"$METHOD\"" "$OUT/pretrain.json"; then
     echo "image_results.sh: $OUT holds another method's pretraining ($OUT/pretrain.json); use a new OUT_DIR for METHOD=$METHOD" >&2
+    exit 2
+fi
+
+if [ -n "${SCRATCH_FROM:-}" ] && [ ! -d "$SCRATCH_FROM" ]; then
+    echo "image_results.sh: SCRATCH_FROM=$SCRATCH_FROM is not a folder (relative paths are from the repository root)" >&2
     exit 2
 fi
 
@@ -107,6 +114,9 @@ lines = [head, "|" + " --- |" * (len(seeds) + 5)]
 base = None
 for name, key, pat, tkey in rows:
     r = [load(os.path.join(scratch_dir if name == "scratch" else out, pat % (lab, s))) for s in seeds]
+    if name == "scratch" and scratch_dir != out:
+        for s, x in zip(seeds, r):
+            if x is None: print("image_results.sh: no %s in SCRATCH_FROM" % os.path.join(scratch_dir, pat % (lab, s)), file=sys.stderr)
     v = [100 * x[key] if x and key in x else None for x in r]
     got = [x for x in v if x is not None]
     m = statistics.mean(got) if got else None

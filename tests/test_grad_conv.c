@@ -625,6 +625,11 @@ static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, f
     ss_tensor *rm = ss_wrap(g, rmv, 1, sc), *rv = ss_wrap(g, rvv, 1, sc);
     ss_tensor *h = ss_conv2d(g, x, w, NULL, 1, 1);
     h = ss_relu(g, ss_batch_norm(g, h, ga, be, rm, rv, 0.1f, 1e-5f));
+    /* 16 -> 16: dx by the transposed convolution */
+    int64_t sw2[4] = {16, 16, 3, 3};
+    ss_tensor *w2 = ss_new(g, 4, sw2);
+    gc_fill(w2->data, w2->numel, -0.1f, 0.1f, 10);
+    h = ss_conv2d(g, h, w2, NULL, 1, 1);
     h = ss_max_pool2d(g, h, 2, 2, 0);
     ss_tensor *y = ss_global_avg_pool(g, ss_avg_pool2d(g, h, 3, 1, 1));
     float seed[8 * 16];

@@ -12,17 +12,18 @@
  * Backward, per chunk, with dYt [O, B*P] the chunk's dy in the same layout:
  *   db  += row sums of dYt
  *   dW  += dYt · col^T                   (col recomputed, not saved)
- *   dx: with stride 1 and pad <= k-1 (every 3x3 "same" conv) dx is the
- *       forward convolution of dy with the flipped, transposed weights
- *       W'[c, o, ky, kx] = W[o, c, kh-1-ky, kw-1-kx] and padding kh-1-pad:
+ *   dx: with stride 1, a square kernel and pad <= k-1 (every 3x3 "same"
+ *       conv) dx is the forward convolution of dy with the flipped,
+ *       transposed weights W'[c, o, ky, kx] = W[o, c, kh-1-ky, kw-1-kx] and padding kh-1-pad:
  *       im2col(dy) [O*kh*kw, B*P], then Y' [C, B*P] = W' · col, one GEMM
  *       with the long inner dimension O*kh*kw and a C-row output. Otherwise
  *       dcol [CK, B*P] = W^T · dYt (inner dimension O only, a CK-row output
  *       that OpenBLAS zero-fills first), then col2im adds dcol into dx.
  *       Used only where O <= C: there the im2col of dy is no larger than
  *       the dcol it replaces (convnet-s 32->32 at 28x28: dx 1.12-1.19x
- *       faster; with O = 2C it was 0.87x). Both forms are tested against
- *       the reference (ss_conv2d_set_dx_transposed switches).
+ *       faster, 64->64 at 14x14 0.97-1.14x; with O = 2C it was 0.87x).
+ *       Both forms are tested against the reference
+ *       (ss_conv2d_set_dx_transposed switches).
  *
  * Threads: with enough chunks (>= 2 per thread) each thread takes a
  * contiguous range of images and runs im2col + single-threaded GEMMs on its
@@ -272,13 +273,15 @@ static void conv_fwd_chunk(const conv_geom *G, const float *x, const float *w, c
         }
 }
 
-/* The geometry of dx as a forward convolution of dy (stride 1, pad <=
- * k-1, see the top of the file); returns 0 where that form does not apply. */
+/* The geometry of dx as a forward convolution of dy (stride 1, square
+ * kernel, pad <= k-1, O <= C; see the top of the file); returns 0 where
+ * that form does not apply. */
 static int conv_transposed_geometry(const conv_geom *G, conv_geom *T)
 {
     /* Only where the im2col of dy (O*kh*kw rows) is no larger than the dcol
      * it replaces (C*kh*kw rows): with O = 2C (convnet-s 64->128 at 7x7) it
-     * measured 13% slower, with O = C 14-19% faster. */
+     * measured 0.87x; with O = C 1.12-1.19x (32->32 at 28x28) and
+     * 0.97-1.14x (64->64 at 14x14) in two in-process runs. */
     if (!conv_dx_transposed || G->s != 1 || G->O > G->C || G->p > G->kh - 1 || G->p > G->kw - 1) return 0;
     *T = *G;
     T->C = G->O, T->H = G->Ho, T->W = G->Wo;
@@ -287,6 +290,8 @@ static int conv_transposed_geometry(const conv_geom *G, conv_geom *T)
     if (G->kw - 1 - G->p != T->p) return 0;
     T->Ho = G->H, T->Wo = G->W, T->P = G->H * G->W;
     T->CK = G->O * G->kh * G->kw;
+    /* The GEMM takes int sizes: dx's plane can be larger than dy's (pad < (k-1)/2). */
+    if (T->CK > INT_MAX || G->B * T->P > INT_MAX) return 0;
     return T->Ho == T->H + 2 * T->p - T->kh + 1 && T->Wo == T->W + 2 * T->p - T->kw + 1;
 }
 

@@ -23,10 +23,10 @@ void ss_conv2d_reference_backward(const float *x, const float *w, const float *d
  * chunk). n <= 0 restores the default (512K floats = 2 MB). */
 void ss_conv2d_set_chunk_floats(int64_t n);
 
-/* Test hook: on (the default, any nonzero value), dx of a stride-1 conv with
- * pad <= k-1 is computed as the forward convolution of dy with the flipped
- * weights; off, by W^T · dy and col2im as for every other geometry (tests
- * run both against the reference). */
+/* Test hook: on (the default, any nonzero value), dx of a conv with stride
+ * 1, a square kernel, pad <= k-1 and O <= C is computed as the forward
+ * convolution of dy with the flipped weights; off, by W^T · dy and col2im
+ * as for every other geometry (tests run both against the reference). */
 void ss_conv2d_set_dx_transposed(int on);
 
 #endif
