@@ -49,6 +49,10 @@ static void test_parse(void)
     check_parse_error("norm:0.5/0", "'norm'");
     check_parse_error("hflip,,vflip", "empty op");
     check_parse_error("noise:nan", "'noise'");
+    check_parse_error("bg", "'bg'");
+    check_parse_error("bg:0", "'bg'");
+    check_parse_error("bg:1.5", "'bg'");
+    check_parse_error("bg:0.5@2", "'bg'");
 
     ss_augment *a = parse_ok(" rrc:0.3-1 , hflip,jitter:0.4:0.4,noise:0.05");
     const char *want = "rrc:0.3-1:0.75-1.3333333333333333,hflip:0.5,jitter:0.4:0.4:0:0@1,noise:0.05";
@@ -71,6 +75,10 @@ static void test_parse(void)
     CHECK(strcmp(ss_augment_describe(a), ss_augment_describe(b)) == 0);
     ss_augment_free(a);
     ss_augment_free(b);
+
+    a = parse_ok("bg:0.8,bg:0.3@1");
+    CHECK_MSG(strcmp(ss_augment_describe(a), "bg:0.8@0.5,bg:0.3@1") == 0, "describe: %s", ss_augment_describe(a));
+    ss_augment_free(a);
 
     a = parse_ok("");
     CHECK(strcmp(ss_augment_describe(a), "none") == 0 && ss_augment_count(a) == 0);
@@ -332,6 +340,73 @@ static void test_gray_gamma_solarize_noise_norm(void)
     ss_augment_free(a);
 }
 
+/* bg: a bright 2x2 object on a dark 6x6 grey background; the background
+ * (connected to the border, <= 0.04) becomes l + a * (the image turned 180
+ * degrees and shifted by (dy, dx)), replaying the documented draws; the
+ * object and a dark hole inside it stay; RGB photos without a dark border
+ * and images whose dark part is under 10% are left as they are. */
+static void test_bg(void)
+{
+    enum { H = 6, W = 6 };
+    float img[H * W], out[H * W];
+    for (int i = 0; i < H * W; i++) img[i] = 0.02f;
+    img[2 * W + 2] = 0.9f;
+    img[2 * W + 3] = 0.8f;
+    img[3 * W + 2] = 0.7f;
+    img[3 * W + 3] = 0.6f;
+    ss_augment *a = parse_ok("bg:0.8@1");
+    for (int t = 0; t < 20; t++) {
+        ss_rng r, rr;
+        ss_rng_seed(&r, 9, (uint64_t)t);
+        rr = r;
+        memcpy(out, img, sizeof out);
+        ss_augment_apply(a, out, 1, H, W, &r);
+        CHECK(ss_rng_uniform(&rr) < 1.0);
+        float am = 0.8f * (float)ss_rng_uniform(&rr), l = 0.4f * (float)ss_rng_uniform(&rr);
+        int dy = (int)ss_rng_below(&rr, H), dx = (int)ss_rng_below(&rr, W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int i = y * W + x;
+                if (img[i] > 0.04f) {
+                    CHECK(out[i] == img[i]);
+                    continue;
+                }
+                int sy = H - 1 - (y + dy) % H, sx = W - 1 - (x + dx) % W;
+                float e = l + am * img[sy * W + sx];
+                e = e > 1 ? 1 : e;
+                CHECK_NEAR(out[i], e, 1e-6);
+            }
+    }
+    /* a ring object: the dark hole inside is not background */
+    float ring[H * W];
+    for (int i = 0; i < H * W; i++) ring[i] = 0;
+    for (int y = 1; y <= 4; y++)
+        for (int x = 1; x <= 4; x++) ring[y * W + x] = (y == 1 || y == 4 || x == 1 || x == 4) ? 1.0f : 0.0f;
+    ss_augment *a1 = parse_ok("bg:1@1");
+    int hole_kept = 1, border_moved = 0;
+    for (int t = 0; t < 10; t++) {
+        ss_rng r;
+        ss_rng_seed(&r, 10, (uint64_t)t);
+        memcpy(out, ring, sizeof out);
+        ss_augment_apply(a1, out, 1, H, W, &r);
+        hole_kept &= out[2 * W + 2] == 0 && out[3 * W + 3] == 0;
+        border_moved += out[0] != 0;
+    }
+    CHECK(hole_kept);
+    CHECK(border_moved > 0);
+    /* no dark surround (RGB photo-like) -> unchanged */
+    float rgb[3 * H * W], rgb0[3 * H * W];
+    fill_pattern(rgb0, 3 * H * W, 5);
+    for (int i = 0; i < 3 * H * W; i++) rgb0[i] = 0.2f + 0.5f * rgb0[i];
+    memcpy(rgb, rgb0, sizeof rgb);
+    ss_rng r;
+    ss_rng_seed(&r, 11, 0);
+    ss_augment_apply(a1, rgb, 3, H, W, &r);
+    CHECK(memcmp(rgb, rgb0, sizeof rgb) == 0);
+    ss_augment_free(a);
+    ss_augment_free(a1);
+}
+
 static void test_blur_delta(void)
 {
     enum { S = 15 };
@@ -449,7 +524,7 @@ static void test_pipeline(void)
     ss_augment *a = parse_ok("rrc:0.3-1,hflip,jitter:0.4:0.4,noise:0.05");
     ss_augment *full = parse_ok("rrc:0.08-1,crop:4,hflip,vflip,rot90,jitter:0.4:0.4:0.4:0.1@0.8,"
                                 "gray:0.2,gamma:0.7-1.4,blur:0.1-2@0.5,solarize:0.5@0.2,erase:0.5,"
-                                "noise:0.02");
+                                "bg:0.8,noise:0.02");
     int ok_range = 1, same = 1, differs = 0;
     for (int t = 0; t < 50; t++) {
         const ss_augment *p = t % 2 ? a : full;
@@ -494,6 +569,7 @@ int main(void)
     test_jitter_brightness_contrast();
     test_jitter_hue_saturation();
     test_gray_gamma_solarize_noise_norm();
+    test_bg();
     test_blur_delta();
     test_rrc_crop_erase();
     test_pipeline();

@@ -40,6 +40,15 @@
  *                              P (default 0.5, as RandomSolarize).
  *   erase[:P]                  RandomErasing, P default 0.5; scale
  *                              0.02-0.33, ratio 0.3-3.3, value 0 (black).
+ *   bg:AMAX[@P]                background swap (Ryali et al. 2021): on an
+ *                              image with a dark surround (pixels <= 0.04,
+ *                              brightest channel, 4-connected to the border,
+ *                              >= 10% of the image) the surround becomes
+ *                              clamp(l + a * s), s = the image turned 180
+ *                              degrees and shifted cyclically by (dy, dx),
+ *                              a uniform in [0,AMAX], l in [0,AMAX/2]
+ *                              (0 < AMAX <= 1); probability P (default 0.5).
+ *                              Other images (RGB photos) stay as they are.
  *   norm:M/S                   (x-M)/S on every channel (S >= 1e-6), or per channel
  *   norm:M1;M2;M3/S1;S2;S3     (';' between channels). Must come last: the
  *                              result is no longer in [0,1]. A 3-value norm
@@ -54,6 +63,8 @@
  * draws per try: scale, log-ratio, then (on success) top, left. crop: top
  * then left offset in [0, 2*PAD]. blur/gamma: the parameter. noise: one
  * ss_rng_normal per element in CHW order. erase: like rrc, then nothing.
+ * bg: a, l, then dy = ss_rng_below(h), dx = ss_rng_below(w), whether or
+ * not the image has a dark surround.
  */
 #ifndef SELFSUP_AUGMENT_H
 #define SELFSUP_AUGMENT_H
@@ -86,7 +97,8 @@ int ss_augment_count(const ss_augment *a);
  * 1..32767, a norm op gives 1 or c values. SS_ERR_SHAPE with a message
  * otherwise. Apply itself never fails (on bad shapes it does what it can;
  * if its scratch allocation fails the geometric ops rrc/crop/rot90/blur
- * are skipped); call this once before a training run. */
+ * are skipped, and bg when its own is); call this once before a training
+ * run. */
 ss_status ss_augment_check(const ss_augment *a, int c, int h, int w);
 
 /* Apply to one image in place. Thread-safe: the pipeline is read only and

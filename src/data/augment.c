@@ -4,6 +4,8 @@
  * one scratch block per call for the ops that need one. */
 #include "selfsup/augment.h"
 
+#include "data/data_internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@
 
 enum aug_kind {
     AUG_RRC, AUG_CROP, AUG_HFLIP, AUG_VFLIP, AUG_ROT90, AUG_JITTER, AUG_GRAY,
-    AUG_GAMMA, AUG_BLUR, AUG_NOISE, AUG_SOLARIZE, AUG_ERASE, AUG_NORM
+    AUG_GAMMA, AUG_BLUR, AUG_NOISE, AUG_SOLARIZE, AUG_ERASE, AUG_BG, AUG_NORM
 };
 
 #define AUG_MAX_ARGS 8
@@ -24,7 +26,8 @@ enum aug_kind {
  *   HFLIP/VFLIP/GRAY/ERASE: v[0] = p       ROT90: none
  *   JITTER: v = b, c, s, h, p              GAMMA: v = lo, hi
  *   BLUR: v = lo, hi, p                    NOISE: v[0] = std
- *   SOLARIZE: v = thresh, p                NORM: v = m0..m2, s0..s2; n */
+ *   SOLARIZE: v = thresh, p                NORM: v = m0..m2, s0..s2; n
+ *   BG: v = amax, p */
 typedef struct aug_op {
     enum aug_kind kind;
     int n; /* NORM: number of channel values (1 or 3) */
@@ -57,6 +60,7 @@ static const aug_info aug_table[] = {
     {"noise", AUG_NOISE, "noise:STD with STD >= 0"},
     {"solarize", AUG_SOLARIZE, "solarize:T[@P] with T and P in [0,1]"},
     {"erase", AUG_ERASE, "erase or erase:P with P in [0,1]"},
+    {"bg", AUG_BG, "bg:AMAX[@P] with AMAX in (0,1], P in [0,1]"},
     {"norm", AUG_NORM, "norm:M/S or norm:M1;M2;M3/S1;S2;S3 with S >= 1e-6"},
 };
 #define AUG_NTABLE ((int)(sizeof aug_table / sizeof aug_table[0]))
@@ -161,6 +165,14 @@ static int parse_args(enum aug_kind kind, const char *args, aug_op *op)
     case AUG_NOISE:
         if (!p || !parse_num(&p, &v[0])) return 0;
         return *p == '\0' && v[0] >= 0;
+    case AUG_BG:
+        if (!p || !parse_num(&p, &v[0])) return 0;
+        v[1] = 0.5;
+        if (*p == '@') {
+            p++;
+            if (!parse_num(&p, &v[1])) return 0;
+        }
+        return *p == '\0' && v[0] > 0 && v[0] <= 1 && is_prob(v[1]);
     case AUG_SOLARIZE:
         if (!p || !parse_num(&p, &v[0])) return 0;
         v[1] = 0.5;
@@ -252,6 +264,7 @@ static int describe_op(sbuf *b, const aug_op *op)
              sb_add(b, "@") && sb_num(b, v[2]);
         break;
     case AUG_SOLARIZE:
+    case AUG_BG:
         ok = ok && sb_add(b, ":") && sb_num(b, v[0]) && sb_add(b, "@") && sb_num(b, v[1]);
         break;
     case AUG_NORM:
@@ -312,7 +325,7 @@ ss_status ss_augment_parse(const char *spec, ss_augment **out)
             if (found < 0) {
                 st = ss_seterr(SS_ERR_INVALID,
                                "augment spec: unknown op '%s' (expected one of rrc, crop, hflip, "
-                               "vflip, rot90, jitter, gray, gamma, blur, noise, solarize, erase, norm)",
+                               "vflip, rot90, jitter, gray, gamma, blur, noise, solarize, erase, bg, norm)",
                                tok);
                 break;
             }
@@ -720,6 +733,80 @@ static void op_erase(float *img, int c, int h, int w, ss_rng *r)
     }
 }
 
+/* Brightest channel at pixel i. */
+static inline float bright(const float *img, int c, size_t plane, size_t i)
+{
+    float v = img[i];
+    for (int k = 1; k < c; k++) v = fmaxf(v, img[(size_t)k * plane + i]);
+    return v;
+}
+
+long ss__background_mask(const float *img, int c, int h, int w, float thresh, unsigned char *bg, int *stack)
+{
+    size_t plane = (size_t)h * w;
+    size_t top = 0;
+    long count = 0;
+    memset(bg, 0, plane);
+#define SS_BG_DARK(i) (bright(img, c, plane, (size_t)(i)) <= thresh)
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            if (y != 0 && y != h - 1 && x != 0 && x != w - 1) continue;
+            size_t i = (size_t)y * w + x;
+            if (!bg[i] && SS_BG_DARK(i)) {
+                bg[i] = 1;
+                stack[top++] = (int)i;
+            }
+        }
+    while (top) {
+        int i = stack[--top];
+        count++;
+        int y = i / w, x = i % w;
+        int nb[4] = {x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1};
+        for (int k = 0; k < 4; k++) {
+            int j = nb[k];
+            if (j >= 0 && !bg[j] && SS_BG_DARK(j)) {
+                bg[j] = 1;
+                stack[top++] = j;
+            }
+        }
+    }
+#undef SS_BG_DARK
+    return count;
+}
+
+/* Background swap (after Ryali et al. 2021, "Characterizing and improving
+ * the robustness of self-supervised learning through background
+ * augmentations", BG_Random): on an image with a dark background (pixels
+ * <= 0.04 connected to the border, at least 10% of the image), the
+ * background becomes clamp(l + a * s) with s the image itself turned by 180
+ * degrees and shifted cyclically by a random (dy, dx): a clutter of the
+ * object's own parts. a uniform in [0, AMAX], the level l uniform in
+ * [0, AMAX/2]. Draws: a, l, dy, dx. Images without such a background (RGB
+ * photos) are left as they are; the draws are made either way. */
+static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r)
+{
+    float a = unif(r, 0.0, amax), l = unif(r, 0.0, 0.5 * amax);
+    int dy = (int)ss_rng_below(r, (uint32_t)h), dx = (int)ss_rng_below(r, (uint32_t)w);
+    size_t plane = (size_t)h * w, n = (size_t)c * plane;
+    unsigned char *bg = malloc(plane + plane * sizeof(int) + n * sizeof(float));
+    if (!bg) return;
+    int *stack = (int *)(void *)(bg + ((plane + sizeof(int) - 1) / sizeof(int)) * sizeof(int));
+    float *src = (float *)(void *)(stack + plane);
+    long nbg = ss__background_mask(img, c, h, w, 0.04f, bg, stack);
+    if (nbg >= 0 && (size_t)nbg * 10 >= plane) {
+        memcpy(src, img, n * sizeof *img);
+        for (int k = 0; k < c; k++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    size_t i = (size_t)y * w + x;
+                    if (!bg[i]) continue;
+                    int sy = h - 1 - (y + dy) % h, sx = w - 1 - (x + dx) % w;
+                    img[k * plane + i] = clamp01(l + a * src[k * plane + (size_t)sy * w + sx]);
+                }
+    }
+    free(bg);
+}
+
 void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_rng *r)
 {
     if (!a || !img || c < 1 || h < 1 || w < 1) return;
@@ -791,6 +878,9 @@ void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_r
             break;
         case AUG_ERASE:
             if (ss_rng_uniform(r) < v[0]) op_erase(img, c, h, w, r);
+            break;
+        case AUG_BG:
+            if (ss_rng_uniform(r) < v[1]) op_bg(v[0], img, c, h, w, r);
             break;
         case AUG_NORM: {
             size_t plane = (size_t)h * w;

@@ -26,6 +26,13 @@ int ss__image_info_memory(const unsigned char *buf, size_t n, const char *label,
 unsigned char *ss__image_load(const char *path, int req_comp, int *w, int *h, int *comp, char *err, size_t errn);
 void ss__image_free(unsigned char *img);
 
+/* Background of an image with a dark surround: bg[i] = 1 for pixels whose
+ * brightest channel is <= thresh and that are 4-connected to the border
+ * through such pixels. bg holds h*w bytes, stack h*w ints (scratch).
+ * Returns the number of background pixels. Shared by the bg augmentation
+ * and the background corruption. */
+long ss__background_mask(const float *img, int c, int h, int w, float thresh, unsigned char *bg, int *stack);
+
 /* Resolved load options (defaults filled in). */
 typedef struct ss_load_cfg {
     const char *split; /* "train" or "test" */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/data_internal.h"
 #include "robust/jpeg_internal.h"
 
 #if defined(__GNUC__)
@@ -196,43 +197,6 @@ static float texture_at(const texture *t, int x, int y)
 /* selfsup: texture amplitude per severity. */
 static const float background_tab[5] = {0.15f, 0.3f, 0.45f, 0.6f, 0.8f};
 
-/* Mark background: pixels <= BG_THRESH 4-connected to the border through
- * such pixels. Returns the number of background pixels, -1 when out of
- * memory. */
-static long background_mask(const float *img, int h, int w, unsigned char *bg)
-{
-    size_t n = (size_t)h * w;
-    int *stack = malloc(n * sizeof *stack);
-    if (!stack) return -1;
-    size_t top = 0;
-    long count = 0;
-    memset(bg, 0, n);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            if (y != 0 && y != h - 1 && x != 0 && x != w - 1) continue;
-            size_t i = (size_t)y * w + x;
-            if (img[i] <= BG_THRESH && !bg[i]) {
-                bg[i] = 1;
-                stack[top++] = (int)i;
-            }
-        }
-    while (top) {
-        int i = stack[--top];
-        count++;
-        int y = i / w, x = i % w;
-        int nb[4] = {x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1};
-        for (int k = 0; k < 4; k++) {
-            int j = nb[k];
-            if (j >= 0 && !bg[j] && img[j] <= BG_THRESH) {
-                bg[j] = 1;
-                stack[top++] = j;
-            }
-        }
-    }
-    free(stack);
-    return count;
-}
-
 static void c_background(float *img, int c, int h, int w, int sev, ss_rng *r)
 {
     float amp = SEV(background_tab, sev);
@@ -244,8 +208,10 @@ static void c_background(float *img, int c, int h, int w, int sev, ss_rng *r)
     if (c == 1) {
         /* dark-background grey image: replace only the background */
         unsigned char *bg = malloc(plane);
+        int *stack = malloc(plane * sizeof *stack);
+        long nbg = bg && stack ? ss__background_mask(img, 1, h, w, BG_THRESH, bg, stack) : -1;
+        free(stack);
         if (!bg) return;
-        long nbg = background_mask(img, h, w, bg);
         if (nbg >= 0 && (size_t)nbg * 10 >= plane) {
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++) {
