@@ -55,6 +55,23 @@ int main(void)
     }
     char js[1024];
 
+    /* the student's views: --augment with bg after the leading crop and
+     * flip; 'same' = --augment; bad pipelines are refused before any stage */
+    CHECK(plan(js, sizeof js, "--scale 1") == 0);
+    CHECK_MSG(strstr(js, "\"augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\"") &&
+                  strstr(js, "\"distill_augment\":\"crop:2,hflip,bg:0.8@0.5,jitter:0.4:0.4@0.8,erase:0.5\""),
+              "default augment: %s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment rrc:0.5-1,hflip") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"rrc:0.5-1,hflip,bg:0.8@0.5\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment noise:0.1") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"bg:0.8@0.5,noise:0.1\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment crop:2,bg:0.3@1") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,bg:0.3@1\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --distill-augment same") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --distill-augment hflip,bg:2") != 0);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment wobble") != 0);
+
     /* scale 1: the documented full budgets; 180,000 pretraining images x 2
      * views + the counted rest */
     const double full = expect("--scale 1", 3, 60000, 100, 10, 4, 1500);
@@ -63,8 +80,9 @@ int main(void)
      * distillation epochs halve, the labelled stages' epochs scale by
      * sqrt(0.5); robustness images by min(1, 1.5 x 0.5) */
     expect("--scale 0.5", 2, 45000, 71, 7, 2, 1100);
-    /* under two distillation epochs the distillation is left out, unless set */
-    expect("--scale 0.35", -1, -1, -1, -1, 0, -1);
+    /* the distillation keeps a floor of two epochs, unless set */
+    expect("--scale 0.35", -1, -1, -1, -1, 2, -1);
+    expect("--scale 0.2", 1, 36000, 45, 4, 2, 500);
     CHECK(expect("--scale 0.35 --distill-epochs 1", -1, -1, -1, -1, 1, -1) < 0.6 * full);
     /* floors at the bottom of the ladder (at least 10 epochs at 1% labels,
      * one at 10%, 500 robustness images); set flags are kept */
