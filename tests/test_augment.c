@@ -344,7 +344,8 @@ static void test_gray_gamma_solarize_noise_norm(void)
  * (connected to the border, <= 0.04) becomes l + a * (the image turned 180
  * degrees and shifted by (dy, dx)), replaying the documented draws; the
  * object and a dark hole inside it stay; RGB photos without a dark border
- * and images whose dark part is under 10% are left as they are. */
+ * and images whose dark part is under 10% are left as they are (the draws
+ * made all the same); odd sizes stay in bounds. */
 static void test_bg(void)
 {
     enum { H = 6, W = 6 };
@@ -403,6 +404,41 @@ static void test_bg(void)
     ss_rng_seed(&r, 11, 0);
     ss_augment_apply(a1, rgb, 3, H, W, &r);
     CHECK(memcmp(rgb, rgb0, sizeof rgb) == 0);
+    /* ... and its draws were made all the same: p, a, l, dy, dx */
+    ss_rng rr;
+    ss_rng_seed(&rr, 11, 0);
+    (void)ss_rng_uniform(&rr);
+    (void)ss_rng_uniform(&rr);
+    (void)ss_rng_uniform(&rr);
+    (void)ss_rng_below(&rr, H);
+    (void)ss_rng_below(&rr, W);
+    CHECK(ss_rng_u64(&r) == ss_rng_u64(&rr));
+    /* a dark border under 10% of the image is not a background: a 10x10
+     * image bright everywhere but 9 border pixels stays as it is */
+    float few[100], few0[100];
+    for (int i = 0; i < 100; i++) few0[i] = 0.5f;
+    for (int i = 0; i < 9; i++) few0[i] = 0.0f;
+    memcpy(few, few0, sizeof few);
+    ss_rng_seed(&r, 12, 0);
+    ss_augment_apply(a1, few, 1, 10, 10, &r);
+    CHECK(memcmp(few, few0, sizeof few) == 0);
+    /* odd sizes (the op's scratch block is carved in one allocation;
+     * ASan checks its bounds here): 5x7 and 27x27 with a dark surround,
+     * grey and RGB */
+    static const int sz[2][2] = {{5, 7}, {27, 27}};
+    for (int t = 0; t < 2; t++)
+        for (int c = 1; c <= 3; c += 2) {
+            int hh = sz[t][0], ww = sz[t][1];
+            float odd[3 * 27 * 27];
+            for (int i = 0; i < c * hh * ww; i++) odd[i] = 0;
+            for (int k = 0; k < c; k++) odd[k * hh * ww + (hh / 2) * ww + ww / 2] = 0.9f;
+            ss_rng_seed(&r, 13, (uint64_t)(t * 4 + c));
+            ss_augment_apply(a1, odd, c, hh, ww, &r);
+            int centre = 1, in_range = 1;
+            for (int k = 0; k < c; k++) centre &= odd[k * hh * ww + (hh / 2) * ww + ww / 2] == 0.9f;
+            for (int i = 0; i < c * hh * ww; i++) in_range &= odd[i] >= 0 && odd[i] <= 1;
+            CHECK(centre && in_range);
+        }
     ss_augment_free(a);
     ss_augment_free(a1);
 }

@@ -69,6 +69,15 @@ int main(void)
     CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,bg:0.3@1\""), "%s", js);
     CHECK(plan(js, sizeof js, "--scale 1 --distill-augment same") == 0);
     CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment 'hflip , crop:2,noise:0.1,crop:1'") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"hflip,crop:2,bg:0.8@0.5,noise:0.1,crop:1\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment ' none '") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\" none \""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment ''") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment 'hflip,noise:0.1' --distill-augment 'crop:1,bg:0.5@1'") == 0);
+    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:1,bg:0.5@1\""), "%s", js);
+    CHECK(plan(js, sizeof js, "--scale 1 --augment \"$(printf 'noise:\\n0.1')\"") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --distill-augment hflip,bg:2") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --augment wobble") != 0);
 

@@ -48,7 +48,7 @@
  *                              degrees and shifted cyclically by (dy, dx),
  *                              a uniform in [0,AMAX], l in [0,AMAX/2]
  *                              (0 < AMAX <= 1); probability P (default 0.5).
- *                              Other images (RGB photos) stay as they are.
+ *                              Other images (most RGB photos) stay as is.
  *   norm:M/S                   (x-M)/S on every channel (S >= 1e-6), or per channel
  *   norm:M1;M2;M3/S1;S2;S3     (';' between channels). Must come last: the
  *                              result is no longer in [0,1]. A 3-value norm

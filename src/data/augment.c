@@ -6,6 +6,7 @@
 
 #include "data/data_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,21 +167,15 @@ static int parse_args(enum aug_kind kind, const char *args, aug_op *op)
         if (!p || !parse_num(&p, &v[0])) return 0;
         return *p == '\0' && v[0] >= 0;
     case AUG_BG:
+    case AUG_SOLARIZE: /* X[@P], P default 0.5 */
         if (!p || !parse_num(&p, &v[0])) return 0;
         v[1] = 0.5;
         if (*p == '@') {
             p++;
             if (!parse_num(&p, &v[1])) return 0;
         }
-        return *p == '\0' && v[0] > 0 && v[0] <= 1 && is_prob(v[1]);
-    case AUG_SOLARIZE:
-        if (!p || !parse_num(&p, &v[0])) return 0;
-        v[1] = 0.5;
-        if (*p == '@') {
-            p++;
-            if (!parse_num(&p, &v[1])) return 0;
-        }
-        return *p == '\0' && is_prob(v[0]) && is_prob(v[1]);
+        if (*p != '\0' || !is_prob(v[1])) return 0;
+        return kind == AUG_BG ? v[0] > 0 && v[0] <= 1 : is_prob(v[0]);
     case AUG_NORM: {
         int nm, ns;
         if (!p || !parse_list(&p, '/', v, &nm)) return 0;
@@ -781,19 +776,22 @@ long ss__background_mask(const float *img, int c, int h, int w, float thresh, un
  * background becomes clamp(l + a * s) with s the image itself turned by 180
  * degrees and shifted cyclically by a random (dy, dx): a clutter of the
  * object's own parts. a uniform in [0, AMAX], the level l uniform in
- * [0, AMAX/2]. Draws: a, l, dy, dx. Images without such a background (RGB
- * photos) are left as they are; the draws are made either way. */
+ * [0, AMAX/2]. Draws: a, l, dy, dx. Images without such a surround (most
+ * RGB photos) are left as they are; the draws are made either way. */
 static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r)
 {
     float a = unif(r, 0.0, amax), l = unif(r, 0.0, 0.5 * amax);
     int dy = (int)ss_rng_below(r, (uint32_t)h), dx = (int)ss_rng_below(r, (uint32_t)w);
     size_t plane = (size_t)h * w, n = (size_t)c * plane;
-    unsigned char *bg = malloc(plane + plane * sizeof(int) + n * sizeof(float));
-    if (!bg) return;
-    int *stack = (int *)(void *)(bg + ((plane + sizeof(int) - 1) / sizeof(int)) * sizeof(int));
-    float *src = (float *)(void *)(stack + plane);
+    if (plane > (size_t)INT_MAX) return; /* the mask's stack holds int indices */
+    /* one block, most aligned part first: the image copy, the stack, the mask */
+    _Static_assert(_Alignof(int) <= _Alignof(float) && sizeof(float) % _Alignof(int) == 0, "block layout");
+    float *src = malloc(n * sizeof(float) + plane * sizeof(int) + plane);
+    if (!src) return;
+    int *stack = (int *)(void *)(src + n);
+    unsigned char *bg = (unsigned char *)(stack + plane);
     long nbg = ss__background_mask(img, c, h, w, 0.04f, bg, stack);
-    if (nbg >= 0 && (size_t)nbg * 10 >= plane) {
+    if ((size_t)nbg * 10 >= plane) {
         memcpy(src, img, n * sizeof *img);
         for (int k = 0; k < c; k++)
             for (int y = 0; y < h; y++)
@@ -804,7 +802,7 @@ static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r)
                     img[k * plane + i] = clamp01(l + a * src[k * plane + (size_t)sy * w + sx]);
                 }
     }
-    free(bg);
+    free(src);
 }
 
 void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_rng *r)
