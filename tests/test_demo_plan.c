@@ -61,22 +61,22 @@ int main(void)
     CHECK_MSG(strstr(js, "\"augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\"") &&
                   strstr(js, "\"distill_augment\":\"crop:2,hflip,bg:0.8@0.5,jitter:0.4:0.4@0.8,erase:0.5\""),
               "default augment: %s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment rrc:0.5-1,hflip") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"rrc:0.5-1,hflip,bg:0.8@0.5\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment noise:0.1") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"bg:0.8@0.5,noise:0.1\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment crop:2,bg:0.3@1") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,bg:0.3@1\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --distill-augment same") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment 'hflip , crop:2,noise:0.1,crop:1'") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"hflip,crop:2,bg:0.8@0.5,noise:0.1,crop:1\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment ' none '") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\" none \""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment ''") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"\""), "%s", js);
-    CHECK(plan(js, sizeof js, "--scale 1 --augment 'hflip,noise:0.1' --distill-augment 'crop:1,bg:0.5@1'") == 0);
-    CHECK_MSG(strstr(js, "\"distill_augment\":\"crop:1,bg:0.5@1\""), "%s", js);
+    static const char *cases[][2] = {
+        {"--augment rrc:0.5-1,hflip", "rrc:0.5-1,hflip,bg:0.8@0.5"},
+        {"--augment noise:0.1", "bg:0.8@0.5,noise:0.1"},
+        {"--augment crop:2,bg:0.3@1", "crop:2,bg:0.3@1"},
+        {"--distill-augment same", "crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5"},
+        {"--augment 'hflip , crop:2,noise:0.1,crop:1'", "hflip,crop:2,bg:0.8@0.5,noise:0.1,crop:1"},
+        {"--augment ' none '", " none "},
+        {"--augment ''", ""},
+        {"--augment 'hflip,noise:0.1' --distill-augment 'crop:1,bg:0.5@1'", "crop:1,bg:0.5@1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[256], want[256];
+        snprintf(args, sizeof args, "--scale 1 %s", cases[i][0]);
+        snprintf(want, sizeof want, "\"distill_augment\":\"%s\"", cases[i][1]);
+        CHECK_MSG(plan(js, sizeof js, args) == 0 && strstr(js, want), "%s: %s, want %s", args, js, want);
+    }
     CHECK(plan(js, sizeof js, "--scale 1 --augment \"$(printf 'noise:\\n0.1')\"") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --distill-augment hflip,bg:2") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --augment wobble") != 0);
