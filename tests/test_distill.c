@@ -81,6 +81,26 @@ int main(void)
              "--out %s/teacher > /dev/null",
              bin, data, n, small ? 3 : 15, tmp);
     CHECK_MSG(system(c) == 0, "%s", c);
+    /* The per-epoch monitor: its settings are in config.json; a test set
+     * smaller than the default 2,000 is read whole. */
+    snprintf(p, sizeof p, "%s/teacher/config.json", tmp);
+    {
+        char *cfg = slurp(p);
+        CHECK_NEAR(json_num(cfg, "eval_images"), n, 0);
+        CHECK_NEAR(json_num(cfg, "eval_every"), 1, 0);
+    }
+    if (!small) { /* a larger test set: the monitor reads 2,000 of it, test_acc all 2,500 */
+        snprintf(c, sizeof c,
+                 "%s train --data %s --max-images 2500 --labels 10/class --epochs 1 --batch 32 --threads 2 --quiet "
+                 "--out %s/mon > /dev/null",
+                 bin, data, tmp);
+        CHECK_MSG(system(c) == 0, "%s", c);
+        snprintf(p, sizeof p, "%s/mon/config.json", tmp);
+        CHECK_NEAR(json_num(slurp(p), "eval_images"), 2000, 0);
+        snprintf(p, sizeof p, "%s/mon/result.json", tmp);
+        double acc = json_num(slurp(p), "test_acc");
+        CHECK_MSG(acc > 0 && fabs(acc * 2500 - floor(acc * 2500 + 0.5)) < 1e-6, "test_acc %.9f is not k/2500", acc);
+    }
     snprintf(c, sizeof c,
              "%s train --data %s --max-images %d --labels 10/class --epochs %d --batch 32 --threads 2 --quiet "
              "--distill %s/teacher/last.safetensors --out %s/student > /dev/null",
