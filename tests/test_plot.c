@@ -170,6 +170,21 @@ static void test_svg(void)
         CHECK(blue_rects == 4); /* three bars + legend swatch */
         free(svg);
     }
+    /* A legend name wider than the legend (17 characters at 800 px) wraps at
+     * spaces instead of being cut; a single word longer than three lines is
+     * cut on the third with "...". */
+    const char *long_names[2] = {"SSL + fine-tune + distil", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij"};
+    double v2[6] = {0.8, 0.7, 0.6, 0.5, 0.4, 0.3};
+    svg = ss_plot_bars_svg("Bars", "acc", cats, 3, long_names, v2, 2, 800, 450);
+    CHECK(svg != NULL);
+    if (svg) {
+        CHECK(strstr(svg, ">SSL + fine-tune +</text>") != NULL);
+        CHECK(strstr(svg, ">distil</text>") != NULL);
+        CHECK(strstr(svg, ">abcdefghijklmnopq</text>") != NULL);
+        CHECK(strstr(svg, ">rstuvwxyzabcdefgh</text>") != NULL);
+        CHECK(strstr(svg, ">ijklmnopqrstuv...</text>") != NULL);
+        free(svg);
+    }
     CHECK(ss_plot_line_svg("t", NULL, NULL, s, 2, 50, 50) == NULL);
     CHECK(strstr(ss_errmsg(), "outside 64..8192") != NULL);
 }

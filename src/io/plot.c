@@ -412,7 +412,29 @@ typedef struct frame {
 
 static int pick_scale(int w, int h) { return (w < h ? w : h) >= 440 ? 2 : 1; }
 
-/* Legend to the right of the plot: swatch + name per row. */
+/* The next legend line of s: at most maxc characters, broken after the last
+ * space that fits (a word longer than the line is cut); returns how many
+ * characters of s it used, the space it broke at included. */
+static size_t legend_line(char *dst, size_t cap, const char *s, int maxc)
+{
+    size_t n = strlen(s), k = n;
+    if ((int)n > maxc) {
+        k = (size_t)maxc;
+        for (size_t j = (size_t)maxc; j > 0; j--)
+            if (s[j] == ' ') {
+                k = j;
+                break;
+            }
+    }
+    if (k >= cap) k = cap - 1;
+    memcpy(dst, s, k);
+    dst[k] = '\0';
+    return k < n && s[k] == ' ' ? k + 1 : k;
+}
+
+/* Legend to the right of the plot: swatch + name per entry; a name longer
+ * than the legend is wide goes on up to three lines, the third cut with
+ * "..." if it still does not fit. */
 static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
 {
     if (!f->legend_chars) return;
@@ -420,11 +442,19 @@ static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
     double y = f->y0 + 2 * sc;
     for (int i = 0; i < n; i++) {
         if (!names[i] || !*names[i]) continue;
-        char t[256];
-        fit_text(t, sizeof t, names[i], f->legend_chars);
         dc_rect(d, f->legend_x, y + 1.5 * sc, 12 * sc, 4 * sc, palette[i % 10]);
-        dc_text(d, f->legend_x + 16 * sc, y, t, sc, A_LEFT, 0, C_TEXT);
-        y += 12 * sc;
+        const char *s = names[i];
+        for (int line = 0; *s && y <= f->y1; line++) {
+            char t[256];
+            if (line == 2) {
+                fit_text(t, sizeof t, s, f->legend_chars);
+                s += strlen(s);
+            } else {
+                s += legend_line(t, sizeof t, s, f->legend_chars);
+            }
+            dc_text(d, f->legend_x + 16 * sc, y, t, sc, A_LEFT, 0, C_TEXT);
+            y += (*s ? 9 : 12) * sc;
+        }
         if (y > f->y1) break;
     }
 }
