@@ -100,6 +100,17 @@ int main(void)
     /* --quick: no distillation */
     expect("--quick --scale 1", 1, 12000, 15, 2, 0, 500);
 
+    /* scratch trains the method's encoder: vit-t for mae, whose labelled
+     * stages count 2.8 units per image and whose pretraining 1.5 per image
+     * (simclr: 2 views of convnet-s, 1 unit each) */
+    CHECK(plan(js, sizeof js, "--scale 0.5") == 0);
+    CHECK_MSG(strstr(js, "\"encoder\":\"convnet-s\"") != NULL, "%s", js);
+    double pre = num(js, "pretrain_epochs") * num(js, "pretrain_images"), rest = num(js, "units") - 2 * pre;
+    CHECK(plan(js, sizeof js, "--scale 0.5 --method mae") == 0);
+    CHECK_MSG(strstr(js, "\"encoder\":\"vit-t\"") != NULL, "%s", js);
+    CHECK_NEAR(num(js, "units"), 1.5 * pre + 2.8 * rest, 2.0);
+    CHECK(plan(js, sizeof js, "--scale 0.5 --method mlm") != 0);
+
     /* --minutes: the prediction is the rate times the counted work, and
      * fits the budget (95%) unless the ladder's last factor is reached. */
     CHECK(plan(js, sizeof js, "--minutes 15") == 0);

@@ -18,6 +18,7 @@
 #include "cli/common.h"
 #include "selfsup/fileio.h"
 #include "selfsup/plot.h"
+#include "selfsup/ssl.h"
 
 typedef struct curve {
     double t[512], acc[512];
@@ -153,6 +154,7 @@ typedef struct plan {
     long pre_images, rimg;
     double views; /* training views per pretraining image, in units */
     int eval1;    /* evaluation every this many epochs at 1% labels */
+    double enc;   /* units per image of the labelled stages' encoder (the method's) */
 } plan;
 
 #define DEMO_TRAIN_N 60000.0 /* Fashion-MNIST's training images */
@@ -162,17 +164,26 @@ static double plan_units(const plan *p)
 {
     const double ev = 2000.0 / 3, test = 10000.0 / 3;
     double pre_imgs = (p->pre_images ? fmin((double)p->pre_images, DEMO_TRAIN_N) : DEMO_TRAIN_N) * p->pre_epochs;
-    double u = pre_imgs * p->views;
+    double u = 0;
     u += 2 * (p->ep1 * 600.0 + (p->ep1 / p->eval1 + 1) * ev + test); /* scratch and fine-tune, 1% */
     u += 2 * (p->ep10 * 6000.0 + p->ep10 * ev + test);         /* and 10% */
     if (p->dep) u += p->dep * (DEMO_TRAIN_N + ev) + DEMO_TRAIN_N / 3 + test; /* student; teacher once */
     u += 2 * (double)p->rimg * 76 / 3;                           /* clean + 15 corruptions x 5 severities */
-    return u;
+    return pre_imgs * p->views + (p->enc > 0 ? p->enc : 1) * u;
 }
 
 /* Units per pretraining image for each method (the views it trains on;
  * BYOL adds its target's forward, MAE's vit-t costs about 1.5 convnet-s
  * images per image in selfsup bench). */
+/* Units per image of an encoder in the labelled stages: vit-t trained on
+ * 600 labels at 210-250 images/s on the 2-core Zen 3, convnet-s at about
+ * 650 (docs/RESULTS.md, "MAE on vit-t"). */
+static double encoder_units(const char *e)
+{
+    if (!strcmp(e, "vit-t")) return 2.8;
+    return 1;
+}
+
 static double method_views(const char *m)
 {
     if (!strcmp(m, "rotation")) return 4;
@@ -290,7 +301,8 @@ int cmd_demo(int argc, char **argv)
     ss_args a;
     if (ss_args_parse(&a, "demo", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
-        printf("usage: selfsup demo [--quick] [--out runs/demo] [--threads 2] [--seed 0] [--method simclr]\n"
+        printf("usage: selfsup demo [--quick] [--out runs/demo] [--threads 2] [--seed 0]\n"
+               "  [--method simclr|rotation|mae|byol|vicreg (scratch trains the same encoder: vit-t for mae, else convnet-s)]\n"
                "  [--minutes M (fit the run to M minutes on this machine: 15, 3 with --quick; 0 = the full budgets)]\n"
                "  [--scale F (the budgets x F, without timing; not with --minutes)]\n"
                "  [--pretrain-epochs N] [--pretrain-images N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
@@ -317,11 +329,11 @@ int cmd_demo(int argc, char **argv)
      * whole pool (about 3 minutes on a 2-core Zen 3) would take the whole
      * quick run. */
     plan base = {quick ? 1 : 3, quick ? 15 : 100, quick ? 2 : 10, quick ? 0 : 4, quick ? 12000 : 0, quick ? 500 : 1500, 2,
-                 quick ? 3 : 5};
+                 quick ? 3 : 5, 1};
     plan given = {(int)args_int(&a, "pretrain-epochs", -1, 1, 10000, &ok), (int)args_int(&a, "epochs-1", -1, 1, 10000, &ok),
                   (int)args_int(&a, "epochs-10", -1, 1, 10000, &ok), (int)args_int(&a, "distill-epochs", -1, 0, 10000, &ok),
                   args_int(&a, "pretrain-images", -1, 0, 1L << 40, &ok), args_int(&a, "robust-images", -1, 10, 1000000, &ok), 0,
-                  0};
+                  0, 0};
     int fixed[5] = {given.pre_epochs >= 0 || given.pre_images >= 0, given.ep1 >= 0, given.ep10 >= 0, given.dep >= 0,
                     given.rimg >= 0};
     if (given.pre_epochs >= 0) base.pre_epochs = given.pre_epochs;
@@ -331,6 +343,15 @@ int cmd_demo(int argc, char **argv)
     if (given.dep >= 0) base.dep = given.dep;
     if (given.rimg >= 0) base.rimg = given.rimg;
     base.views = method_views(method);
+    /* Scratch trains the encoder the method pretrains (the protocol's "same
+     * encoder"): vit-t for mae, convnet-s for the others. */
+    const ss_method *meth = ss_method_find(method);
+    const char *encoder = meth ? meth->default_encoder : "convnet-s";
+    if (!meth) {
+        ss_seterr(SS_ERR_INVALID, "demo: --method '%.100s': expected rotation, simclr, mae, byol or vicreg", method);
+        ok = 0;
+    }
+    base.enc = encoder_units(encoder);
     double minutes = args_float(&a, "minutes", -1, 0, 1e6, &ok);
     double scale = args_float(&a, "scale", 0, 0, 1, &ok);
     if (minutes >= 0 && scale > 0) {
@@ -435,9 +456,9 @@ int cmd_demo(int argc, char **argv)
     if (plan_only) {
         printf("{\"scale\":%g,\"how\":\"%s\",\"pretrain_epochs\":%d,\"pretrain_images\":%ld,\"epochs_1\":%d,"
                "\"epochs_10\":%d,\"distill_epochs\":%d,\"robust_images\":%ld,\"units\":%.0f,\"unit_ms\":%.4f,"
-               "\"predicted_s\":%.1f,\"minutes\":%g,\"fits\":%s,\"augment\":\"%s\",\"distill_augment\":\"%s\"}\n",
+               "\"predicted_s\":%.1f,\"minutes\":%g,\"fits\":%s,\"encoder\":\"%s\",\"augment\":\"%s\",\"distill_augment\":\"%s\"}\n",
                scale, plan_how, pre_epochs, pre_images ? pre_images : (long)DEMO_TRAIN_N, ep1, ep10, dep, rimg,
-               plan_units(&P), unit_s * 1e3, predicted, minutes, fits ? "true" : "false", daug, dist_aug);
+               plan_units(&P), unit_s * 1e3, predicted, minutes, fits ? "true" : "false", encoder, daug, dist_aug);
         return 0;
     }
     fprintf(stderr, "selfsup demo: plan %s", plan_txt);
@@ -520,6 +541,9 @@ int cmd_demo(int argc, char **argv)
         if (ssl) {
             av[n++] = "--model";
             av[n++] = ck;
+        } else {
+            av[n++] = "--encoder";
+            av[n++] = (char *)encoder;
         }
         char stage[128];
         snprintf(stage, sizeof stage, "%d/4 %s on %s labels", 2, ssl ? "fine-tune the pretrained encoder" : "train from scratch",
@@ -636,9 +660,9 @@ int cmd_demo(int argc, char **argv)
     FILE *f = fopen(md, "w");
     if (!f) return cli_fail();
     fprintf(f, "# selfsup demo report\n\nFashion-MNIST (60,000 unlabelled training images, 10,000 test images), encoder "
-               "convnet-s, pretext task `%s`, seed %ld, %d threads, %s matrix products. Total wall time %s; pretraining "
+               "%s, pretext task `%s`, seed %ld, %d threads, %s matrix products. Total wall time %s; pretraining "
                "%s.\n\n",
-            method, seed, threads, pr, b4, b3);
+            encoder, method, seed, threads, pr, b4, b3);
     fprintf(f, "Time plan: %s", plan_txt);
     if (predicted > 0) fprintf(f, "; predicted %s, took %s", bp, b4);
     fprintf(f, ". The same plan again: `selfsup demo %s`.\n\n", again);
@@ -691,9 +715,9 @@ int cmd_demo(int argc, char **argv)
                "sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px "
                "solid #bbb;padding:4px 10px;text-align:right}th{background:#eee}.yes{color:#070}.no{color:#a00}</style>"
                "</head><body><h1>selfsup demo report</h1><p>Fashion-MNIST (60,000 unlabelled training images, 10,000 "
-               "test images), encoder convnet-s, pretext task <code>%s</code>, seed %ld, %d threads, %s matrix products. "
+               "test images), encoder %s, pretext task <code>%s</code>, seed %ld, %d threads, %s matrix products. "
                "Total wall time %s; pretraining %s.</p><h2>Claims</h2><ol>",
-            method, seed, threads, pr, b4, b3);
+            encoder, method, seed, threads, pr, b4, b3);
     fprintf(f, "<p>Time plan: %s", plan_txt);
     if (predicted > 0) fprintf(f, "; predicted %s, took %s", bp, b4);
     fprintf(f, ". The same plan again: <code>selfsup demo %s</code>.</p>", again);
