@@ -283,7 +283,7 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing 0.1]\n"
                "  [--val 0.1] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1] [--out RUN_DIR] [--resume] [--json]\n"
-               "  [--eval-every N] [--eval-images 2000 (per-epoch eval on N test images spread over the set; 0 = all)] [--clip NORM]\n"
+               "  [--eval-every N] [--eval-images 2000 (the per-epoch monitor: this many test images spread over the set; 0 = all)] [--clip NORM]\n"
                "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
@@ -315,8 +315,9 @@ static int train_main(int argc, char **argv, const char *cmd)
     const char *aux_spec = args_str(&a, "aux", NULL);
     /* The per-epoch monitor reads 2,000 test images spread over the set by
      * default (0 = all of them): a whole 10,000-image pass every few epochs
-     * took longer than the training itself at 1% labels. test_acc in
-     * result.json is always on the whole test set. */
+     * took longer than the training itself at 1% labels. best.safetensors
+     * is the best epoch on the monitor's images; test_acc in result.json
+     * is on the whole test set. */
     long eval_images = args_int(&a, "eval-images", 2000, 0, 1L << 40, &ok);
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
     long ck_steps = args_int(&a, "checkpoint-every", 0, 0, 1L << 40, &ok);
@@ -580,7 +581,8 @@ static int train_main(int argc, char **argv, const char *cmd)
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;
-    if (r.val_idx || (eval_images > 0 && eval_images < r.test.n)) {
+    /* rank 0 reports (the monitor, too, runs on rank 0 only) */
+    if (ss_dist_rank() == 0 && (r.val_idx || (eval_images > 0 && eval_images < r.test.n))) {
         if ((s = ss_evaluate(&m, &r.test, NULL, r.test.n, 256, &test_acc, NULL, NULL))) goto fail;
     }
     cJSON *o = cJSON_CreateObject();

@@ -453,7 +453,7 @@ static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
                 s += legend_line(t, sizeof t, s, f->legend_chars);
             }
             dc_text(d, f->legend_x + 16 * sc, y, t, sc, A_LEFT, 0, C_TEXT);
-            y += (*s ? 9 : 12) * sc;
+            y += (*s ? 11 : 12) * sc; /* a wrapped name's lines, then the next name */
         }
         if (y > f->y1) break;
     }
