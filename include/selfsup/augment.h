@@ -97,7 +97,7 @@ int ss_augment_count(const ss_augment *a);
  * 1..32767, a norm op gives 1 or c values. SS_ERR_SHAPE with a message
  * otherwise. Apply itself never fails (on bad shapes it does what it can;
  * if its scratch allocation fails the geometric ops rrc/crop/rot90/blur
- * are skipped, and bg when its own is); call this once before a training
+ * and bg are skipped); call this once before a training
  * run. */
 ss_status ss_augment_check(const ss_augment *a, int c, int h, int w);
 

@@ -1,7 +1,7 @@
 /* Image augmentation pipelines: parser, canonical description and the ops.
  * Each op is a plain function over the whole image; ss_augment_apply walks
  * the parsed list with a switch (no per-pixel indirection) and allocates
- * one scratch block per call for the ops that need one. */
+ * one scratch block per call for the ops that need one (bg included). */
 #include "selfsup/augment.h"
 
 #include "data/data_internal.h"
@@ -38,6 +38,7 @@ typedef struct aug_op {
 struct ss_augment {
     int nops;
     int needs_scratch;
+    int has_bg; /* the scratch block also holds bg's flood-fill stack and mask */
     aug_op *ops;
     char *desc;
 };
@@ -339,8 +340,9 @@ ss_status ss_augment_parse(const char *spec, ss_augment **out)
                 break;
             }
             if (op->kind == AUG_RRC || op->kind == AUG_CROP || op->kind == AUG_ROT90 ||
-                op->kind == AUG_BLUR)
+                op->kind == AUG_BLUR || op->kind == AUG_BG)
                 a->needs_scratch = 1;
+            if (op->kind == AUG_BG) a->has_bg = 1;
             a->nops++;
         }
         if (!comma) break;
@@ -778,18 +780,14 @@ long ss__background_mask(const float *img, int c, int h, int w, float thresh, un
  * object's own parts. a uniform in [0, AMAX], the level l uniform in
  * [0, AMAX/2]. Draws: a, l, dy, dx. Images without such a surround (most
  * RGB photos) are left as they are; the draws are made either way. */
-static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r)
+static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r, float *src, int *stack,
+                  unsigned char *bg)
 {
     float a = unif(r, 0.0, amax), l = unif(r, 0.0, 0.5 * amax);
     int dy = (int)ss_rng_below(r, (uint32_t)h), dx = (int)ss_rng_below(r, (uint32_t)w);
     size_t plane = (size_t)h * w, n = (size_t)c * plane;
-    if (plane > (size_t)INT_MAX) return; /* the mask's stack holds int indices */
-    /* one block, most aligned part first: the image copy, the stack, the mask */
-    _Static_assert(_Alignof(int) <= _Alignof(float) && sizeof(float) % _Alignof(int) == 0, "block layout");
-    float *src = malloc(n * sizeof(float) + plane * sizeof(int) + plane);
-    if (!src) return;
-    int *stack = (int *)(void *)(src + n);
-    unsigned char *bg = (unsigned char *)(stack + plane);
+    /* src: the scratch image (c*h*w floats); stack: h*w ints; bg: h*w bytes */
+    if (!src || plane > (size_t)INT_MAX) return; /* the mask's stack holds int indices */
     long nbg = ss__background_mask(img, c, h, w, 0.04f, bg, stack);
     if ((size_t)nbg * 10 >= plane) {
         memcpy(src, img, n * sizeof *img);
@@ -802,7 +800,6 @@ static void op_bg(double amax, float *img, int c, int h, int w, ss_rng *r)
                     img[k * plane + i] = clamp01(l + a * src[k * plane + (size_t)sy * w + sx]);
                 }
     }
-    free(src);
 }
 
 void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_rng *r)
@@ -811,15 +808,19 @@ void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_r
     size_t n = (size_t)c * h * w;
     float *tmp = NULL, *fbuf = NULL;
     int *ibuf = NULL;
+    unsigned char *bbuf = NULL; /* bg's mask */
     void *block = NULL;
-    if (a->needs_scratch) {
+    if (a->needs_scratch) { /* floats, then ints, then bytes: each part aligned for its type */
+        size_t plane = (size_t)h * w;
         size_t nf = n + (size_t)h + w;
         size_t ni = 2 * ((size_t)h + w) + 4 * AUG_BLUR_MAX_RADIUS + 8;
-        block = malloc(nf * sizeof(float) + ni * sizeof(int));
+        if (a->has_bg && ni < plane) ni = plane;
+        block = malloc(nf * sizeof(float) + ni * sizeof(int) + (a->has_bg ? plane : 0));
         if (block) {
             tmp = block;
             fbuf = tmp + n;
-            ibuf = (int *)(fbuf + h + w);
+            ibuf = (int *)(void *)(fbuf + h + w);
+            bbuf = (unsigned char *)(ibuf + ni);
         }
     }
     for (int i = 0; i < a->nops; i++) {
@@ -878,7 +879,7 @@ void ss_augment_apply(const ss_augment *a, float *img, int c, int h, int w, ss_r
             if (ss_rng_uniform(r) < v[0]) op_erase(img, c, h, w, r);
             break;
         case AUG_BG:
-            if (ss_rng_uniform(r) < v[1]) op_bg(v[0], img, c, h, w, r);
+            if (ss_rng_uniform(r) < v[1]) op_bg(v[0], img, c, h, w, r, tmp, ibuf, bbuf);
             break;
         case AUG_NORM: {
             size_t plane = (size_t)h * w;

@@ -207,21 +207,20 @@ static void c_background(float *img, int c, int h, int w, int sev, ss_rng *r)
     size_t plane = (size_t)h * w;
     if (c == 1) {
         /* dark-background grey image: replace only the background */
-        unsigned char *bg = malloc(plane);
-        int *stack = malloc(plane * sizeof *stack);
-        long nbg = bg && stack ? ss__background_mask(img, 1, h, w, BG_THRESH, bg, stack) : -1;
-        free(stack);
-        if (!bg) return;
-        if (nbg >= 0 && (size_t)nbg * 10 >= plane) {
+        int *stack = malloc(plane * (sizeof *stack + 1)); /* the flood fill's stack, then the mask */
+        if (!stack) return;
+        unsigned char *bg = (unsigned char *)(stack + plane);
+        long nbg = ss__background_mask(img, 1, h, w, BG_THRESH, bg, stack);
+        if ((size_t)nbg * 10 >= plane) {
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++) {
                     size_t i = (size_t)y * w + x;
                     if (bg[i]) img[i] = amp * texture_at(&t, x, y);
                 }
-            free(bg);
+            free(stack);
             return;
         }
-        free(bg);
+        free(stack);
     }
     /* soft border mask: 0 inside the centred ellipse of radius 0.55 (in
      * half-sizes), smoothstep up to amp at radius 1 (edge midpoints). */
