@@ -89,6 +89,17 @@ int main(void)
         CHECK_NEAR(json_num(cfg, "eval_images"), n, 0);
         CHECK_NEAR(json_num(cfg, "eval_every"), 1, 0);
     }
+    { /* a run cut short by --max-steps before any monitor epoch still scores the whole test set */
+        snprintf(c, sizeof c,
+                 "%s train --data %s --max-images %d --labels 10/class --epochs 3 --eval-every 100 --eval-images 0 "
+                 "--max-steps 2 --batch 32 --threads 2 --quiet --out %s/cut > /dev/null",
+                 bin, data, n, tmp);
+        CHECK_MSG(system(c) == 0, "%s", c);
+        snprintf(p, sizeof p, "%s/cut/result.json", tmp);
+        double acc = json_num(slurp(p), "test_acc");
+        CHECK_MSG(acc > 0 && acc < 1 && fabs(acc * n - floor(acc * n + 0.5)) < 1e-6, "test_acc %.9f is not k/%d", acc,
+                  n);
+    }
     if (!small) { /* a larger test set: the monitor reads 2,000 of it, test_acc all 2,501 (k/2000 is
                    * never j/2501 between 0 and 1) */
         snprintf(c, sizeof c,

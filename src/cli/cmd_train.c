@@ -18,6 +18,7 @@ typedef struct sup_ctx {
     int eval_every, epochs;
     int64_t eval_images;
     double last_acc;
+    int64_t full_eval_epoch; /* the epoch (1-based) whose monitor read the whole test set; 0 = none */
     /* Distillation (--distill): per training image, the target distribution
      * (teacher's softmax at temperature T, or one-hot for labelled images). */
     const float *soft;
@@ -225,6 +226,7 @@ static ss_status sup_epoch_end(void *ctx, int64_t epoch, double *metric)
     if (st) return st;
     *metric = acc;
     s->last_acc = acc;
+    s->full_eval_epoch = !r->val_idx && !s->eval_idx ? epoch + 1 : 0;
     return SS_OK;
 }
 
@@ -581,8 +583,10 @@ static int train_main(int argc, char **argv, const char *cmd)
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;
-    /* rank 0 reports (the monitor, too, runs on rank 0 only) */
-    if (ss_dist_rank() == 0 && (r.val_idx || (eval_images > 0 && eval_images < r.test.n))) {
+    /* rank 0 reports (the monitor, too, runs on rank 0 only). The monitor's
+     * accuracy is test_acc only when it read the whole test set after the
+     * last epoch; a run cut short by --max-steps ends between monitor epochs. */
+    if (ss_dist_rank() == 0 && sc.full_eval_epoch != r.epochs) {
         if ((s = ss_evaluate(&m, &r.test, NULL, r.test.n, 256, &test_acc, NULL, NULL))) goto fail;
     }
     cJSON *o = cJSON_CreateObject();
