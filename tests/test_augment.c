@@ -597,9 +597,50 @@ static void test_pipeline(void)
     ss_augment_free(full);
 }
 
+/* Splicing an op into a parsed pipeline (the demo adds bg after the crops
+ * and flips): position, canonical result, and the parser's checks. */
+static void test_insert(void)
+{
+    ss_augment *a = parse_ok("crop:2, hflip ,rot90,noise:0.1,crop:1");
+    CHECK(ss_augment_geometric_prefix(a) == 3);
+    CHECK(ss_augment_has_op(a, "noise") && ss_augment_has_op(a, "crop") && !ss_augment_has_op(a, "bg"));
+    CHECK(!ss_augment_has_op(a, "wobble") && !ss_augment_has_op(a, NULL) && !ss_augment_has_op(NULL, "crop"));
+    ss_augment *b = NULL;
+    CHECK(ss_augment_insert(a, ss_augment_geometric_prefix(a), "bg:0.8@0.5", &b) == SS_OK && b);
+    CHECK_MSG(strcmp(ss_augment_describe(b), "crop:2,hflip:0.5,rot90,bg:0.8@0.5,noise:0.1,crop:1") == 0, "insert: %s",
+              ss_augment_describe(b));
+    CHECK(ss_augment_count(b) == 6 && ss_augment_has_op(b, "bg"));
+    ss_augment_free(b);
+    CHECK(ss_augment_insert(a, 99, "gray:1,erase", &b) == SS_OK); /* past the end: appended */
+    CHECK_MSG(strcmp(ss_augment_describe(b), "crop:2,hflip:0.5,rot90,noise:0.1,crop:1,gray:1,erase:0.5") == 0,
+              "insert at end: %s", ss_augment_describe(b));
+    ss_augment_free(b);
+    CHECK(ss_augment_insert(a, -1, "", &b) == SS_OK); /* nothing to insert: the same pipeline */
+    CHECK(strcmp(ss_augment_describe(a), ss_augment_describe(b)) == 0);
+    ss_augment_free(b);
+    b = (ss_augment *)1;
+    CHECK(ss_augment_insert(a, 0, "bg:2", &b) == SS_ERR_INVALID && b == NULL && strstr(ss_errmsg(), "bg"));
+    ss_augment_free(a);
+    a = parse_ok("norm:0.5/0.5");
+    CHECK(ss_augment_geometric_prefix(a) == 0);
+    CHECK(ss_augment_insert(a, 0, "bg:0.8@0.5", &b) == SS_OK); /* before norm: fine */
+    ss_augment_free(b);
+    b = (ss_augment *)1;
+    CHECK(ss_augment_insert(a, 1, "hflip", &b) == SS_ERR_INVALID && b == NULL && strstr(ss_errmsg(), "norm"));
+    ss_augment_free(a);
+    a = parse_ok("none");
+    CHECK(ss_augment_geometric_prefix(a) == 0 && ss_augment_insert(a, 0, "hflip", &b) == SS_OK);
+    CHECK(strcmp(ss_augment_describe(b), "hflip:0.5") == 0);
+    ss_augment_free(b);
+    CHECK(ss_augment_insert(a, 0, "", &b) == SS_OK && ss_augment_count(b) == 0);
+    ss_augment_free(b);
+    ss_augment_free(a);
+}
+
 int main(void)
 {
     test_parse();
+    test_insert();
     test_flips();
     test_rot90();
     test_jitter_brightness_contrast();

@@ -55,18 +55,20 @@ int main(void)
     }
     char js[1024];
 
-    /* the student's views: --augment with bg after the leading crop and
-     * flip; 'same' = --augment; bad pipelines are refused before any stage */
+    /* the student's views: --augment spelled out with bg after the leading
+     * crop and flip; 'same' = --augment; bad pipelines are refused before
+     * any stage */
     CHECK(plan(js, sizeof js, "--scale 1") == 0);
     CHECK_MSG(strstr(js, "\"augment\":\"crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5\"") &&
-                  strstr(js, "\"distill_augment\":\"crop:2,hflip,bg:0.8@0.5,jitter:0.4:0.4@0.8,erase:0.5\""),
+                  strstr(js, "\"distill_augment\":\"crop:2,hflip:0.5,bg:0.8@0.5,jitter:0.4:0.4:0:0@0.8,erase:0.5\""),
               "default augment: %s", js);
     static const char *cases[][2] = {
-        {"--augment rrc:0.5-1,hflip", "rrc:0.5-1,hflip,bg:0.8@0.5"},
+        {"--augment rrc:0.5-1,hflip", "rrc:0.5-1:0.75-1.3333333333333333,hflip:0.5,bg:0.8@0.5"},
         {"--augment noise:0.1", "bg:0.8@0.5,noise:0.1"},
         {"--augment crop:2,bg:0.3@1", "crop:2,bg:0.3@1"},
         {"--distill-augment same", "crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5"},
-        {"--augment 'hflip , crop:2,noise:0.1,crop:1'", "hflip,crop:2,bg:0.8@0.5,noise:0.1,crop:1"},
+        {"--augment 'hflip , crop:2,noise:0.1,crop:1'", "hflip:0.5,crop:2,bg:0.8@0.5,noise:0.1,crop:1"},
+        {"--augment crop:2,norm:0.5/0.5", "crop:2,bg:0.8@0.5,norm:0.5/0.5"},
         {"--augment ' none '", " none "},
         {"--augment ''", ""},
         {"--augment 'hflip,noise:0.1' --distill-augment 'crop:1,bg:0.5@1'", "crop:1,bg:0.5@1"},

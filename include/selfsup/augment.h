@@ -93,6 +93,19 @@ const char *ss_augment_describe(const ss_augment *a);
 /* Number of ops in the pipeline. */
 int ss_augment_count(const ss_augment *a);
 
+/* Number of leading geometric ops (rrc, crop, hflip, vflip, rot90): the
+ * place for an op that should see the final framing but the original
+ * pixel values. */
+int ss_augment_geometric_prefix(const ss_augment *a);
+
+/* 1 when the pipeline has an op called name (e.g. "bg"), else 0. */
+int ss_augment_has_op(const ss_augment *a, const char *name);
+
+/* A new pipeline: a's ops with spec's ops inserted before a's op number pos
+ * (0..count; clamped). Errors as ss_augment_parse (e.g. an op after norm);
+ * *out is NULL then. */
+ss_status ss_augment_insert(const ss_augment *a, int pos, const char *spec, ss_augment **out);
+
 /* Check that the pipeline suits images of c x h x w: c is 1 or 3, sizes in
  * 1..32767, a norm op gives 1 or c values. SS_ERR_SHAPE with a message
  * otherwise. Apply itself never fails (on bad shapes it does what it can;

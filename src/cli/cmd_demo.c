@@ -243,59 +243,6 @@ static double plan_fit(plan base, const int fixed[5], double unit_s, double budg
     return ladder[nl - 1];
 }
 
-/* spec with "bg:0.8@0.5" inserted after its leading geometric ops (crop,
- * rrc, hflip, vflip, rot90), so that the swap happens before any change of
- * pixel values. Ops are trimmed of spaces and tabs, as the parser does, and
- * joined by ','. Nothing is added when spec has a bg op already or is blank
- * or "none" (then out = spec). 0 on success, 1 when out is too small. */
-static int demo_add_bg(const char *spec, char *out, size_t cap)
-{
-    static const char *geo_ops[] = {"crop", "rrc", "hflip", "vflip", "rot90"};
-    const char *ops[64];
-    size_t lens[64];
-    int nops = 0, has_bg = 0, blank = 1;
-    for (const char *p = spec;;) {
-        const char *e = strchr(p, ',');
-        const char *q = e ? e : p + strlen(p);
-        while (p < q && (*p == ' ' || *p == '\t')) p++;
-        while (q > p && (q[-1] == ' ' || q[-1] == '\t')) q--;
-        size_t len = (size_t)(q - p), nl = strcspn(p, ":");
-        if (nl > len) nl = len;
-        if (len) blank = 0;
-        if (nl == 2 && strncmp(p, "bg", 2) == 0) has_bg = 1;
-        if (len == 4 && strncmp(p, "none", 4) == 0 && !e && nops == 0) blank = 1;
-        if (nops == 64) return 1;
-        ops[nops] = p;
-        lens[nops++] = len;
-        if (!e) break;
-        p = e + 1;
-    }
-    if (has_bg || blank) {
-        int n = snprintf(out, cap, "%s", spec);
-        return n < 0 || (size_t)n >= cap;
-    }
-    int cut = 0;
-    while (cut < nops) {
-        size_t nl = strcspn(ops[cut], ":");
-        if (nl > lens[cut]) nl = lens[cut];
-        int geo = 0;
-        for (int i = 0; i < 5; i++) geo |= nl == strlen(geo_ops[i]) && strncmp(ops[cut], geo_ops[i], nl) == 0;
-        if (!geo) break;
-        cut++;
-    }
-    size_t pos = 0;
-    for (int i = 0; i <= nops; i++) {
-        const char *t = i == cut ? "bg:0.8@0.5" : ops[i < cut ? i : i - 1];
-        size_t tl = i == cut ? strlen(t) : lens[i < cut ? i : i - 1];
-        if (pos + (i > 0) + tl + 1 > cap) return 1;
-        if (i > 0) out[pos++] = ',';
-        memcpy(out + pos, t, tl);
-        pos += tl;
-    }
-    out[pos] = '\0';
-    return 0;
-}
-
 int cmd_demo(int argc, char **argv)
 {
     ss_args a;
@@ -366,25 +313,38 @@ int cmd_demo(int argc, char **argv)
      * add background swaps (the bg op, Ryali et al. 2021), which no labelled
      * stage sees. With them the student's drop under the background and
      * lighting corruptions fell from 29.4 and 6.0 points to 11.3 and 3.2 (docs/RESULTS.md,
-     * "Background swaps"). A user --augment without --distill-augment is
-     * used as given, bg added the same way. */
-    char dist_aug_buf[1100];
+     * "Background swaps"). */
     const char *dist_aug = args_str(&a, "distill-augment", NULL);
     if (dist_aug && strcmp(dist_aug, "same") == 0) dist_aug = daug;
-    if (!dist_aug) {
-        if (demo_add_bg(daug, dist_aug_buf, sizeof dist_aug_buf)) {
-            ss_seterr(SS_ERR_INVALID, "demo: --augment '%.900s' is too long to add bg:0.8@0.5 to", daug);
-            ok = 0;
-        }
-        dist_aug = dist_aug_buf;
-    }
     /* Both pipelines are checked now, not when their stage starts: the
      * plan JSON prints them, and a typo costs no training time. After this
      * they hold only the grammar's characters and spaces (control
-     * characters, tabs included, are refused): nothing to escape. */
+     * characters, tabs included, are refused): nothing to escape. Without
+     * --distill-augment, the student's pipeline is --augment's (spelled out
+     * in full) with bg:0.8@0.5 after its leading crops and flips, so that
+     * the swap sees the original pixel values; nothing is added when
+     * --augment has a bg op already or is empty. */
+    ss_augment *pa_lab = NULL, *pa_dist = NULL;
+    char dist_aug_buf[2048];
     for (int i = 0; ok && i < 2; i++) {
-        ss_augment *pa = NULL;
         const char *sp = i ? dist_aug : daug;
+        if (i && !sp) {
+            if (ss_augment_count(pa_lab) == 0 || ss_augment_has_op(pa_lab, "bg")) dist_aug = sp = daug;
+            else if (ss_augment_insert(pa_lab, ss_augment_geometric_prefix(pa_lab), "bg:0.8@0.5", &pa_dist)) {
+                ok = 0;
+                break;
+            } else {
+                const char *d = ss_augment_describe(pa_dist);
+                if (strlen(d) >= sizeof dist_aug_buf) {
+                    ss_seterr(SS_ERR_INVALID, "demo: --augment is too long to add bg:0.8@0.5 to (%zu characters "
+                              "spelled out; at most %zu)", strlen(d), sizeof dist_aug_buf - 1);
+                    ok = 0;
+                }
+                snprintf(dist_aug_buf, sizeof dist_aug_buf, "%s", d);
+                dist_aug = dist_aug_buf;
+                break;
+            }
+        }
         for (const char *c = sp; *c; c++)
             if ((unsigned char)*c < 0x20) {
                 ss_seterr(SS_ERR_INVALID, "demo: %s: a control character (code %d) in the pipeline",
@@ -392,14 +352,17 @@ int cmd_demo(int argc, char **argv)
                 ok = 0;
                 break;
             }
-        if (ok && ss_augment_parse(sp, &pa)) {
+        if (ok && ss_augment_parse(sp, i ? &pa_dist : &pa_lab)) {
             char why[512];
             snprintf(why, sizeof why, "%s", ss_errmsg());
             ss_seterr(SS_ERR_INVALID, "demo: %s: %s", i ? "--distill-augment" : "--augment", why);
             ok = 0;
         }
-        ss_augment_free(pa);
     }
+    /* the report explains background swaps when only the student has them */
+    int student_bg = ok && ss_augment_has_op(pa_dist, "bg") && !ss_augment_has_op(pa_lab, "bg");
+    ss_augment_free(pa_lab);
+    ss_augment_free(pa_dist);
     ss_precision prec = SS_PRECISION_FP32;
     if (!cli_read_precision(&a, ss_cpu_has_bf16() ? "bf16" : "fp32", &prec)) ok = 0; /* the fast path where the CPU has it */
     char *pr = (char *)ss_precision_name(prec); /* passed to every training stage */
@@ -685,7 +648,7 @@ int cmd_demo(int argc, char **argv)
                    "the student, on the unlabelled pool, through `%s`, and learns the teacher's clean-image predictions "
                    "through that noise (Noisy Student).%s\n\n",
                 dep, bd, daug, dist_aug,
-                strstr(dist_aug, "bg") && !strstr(daug, "bg")
+                student_bg
                     ? " Its background swaps (`bg`: the dark surround of an image replaced by a dimmed, shifted copy "
                       "of the image) are the one view no labelled stage gets, and what makes this model hold up under "
                       "the background and lighting shifts: a student without them drops about as much as scratch "

@@ -371,6 +371,54 @@ const char *ss_augment_describe(const ss_augment *a) { return a ? a->desc : "non
 
 int ss_augment_count(const ss_augment *a) { return a ? a->nops : 0; }
 
+int ss_augment_geometric_prefix(const ss_augment *a)
+{
+    int n = 0;
+    while (a && n < a->nops) {
+        enum aug_kind k = a->ops[n].kind;
+        if (k != AUG_RRC && k != AUG_CROP && k != AUG_HFLIP && k != AUG_VFLIP && k != AUG_ROT90) break;
+        n++;
+    }
+    return n;
+}
+
+int ss_augment_has_op(const ss_augment *a, const char *name)
+{
+    for (int t = 0; a && name && t < AUG_NTABLE; t++)
+        if (strcmp(aug_table[t].name, name) == 0)
+            for (int i = 0; i < a->nops; i++)
+                if (a->ops[i].kind == aug_table[t].kind) return 1;
+    return 0;
+}
+
+ss_status ss_augment_insert(const ss_augment *a, int pos, const char *spec, ss_augment **out)
+{
+    *out = NULL;
+    if (!a || !spec) return ss_seterr(SS_ERR_INVALID, "ss_augment_insert: pipeline or spec is NULL");
+    pos = pos < 0 ? 0 : (pos > a->nops ? a->nops : pos);
+    /* the canonical ops around spec, parsed again: one grammar, one set of checks */
+    sbuf b = {0};
+    int ok = 1, any = 0;
+    for (int i = 0; i <= a->nops && ok; i++) {
+        if (i == pos && spec[strspn(spec, " \t")] && strcmp(spec, "none") != 0) {
+            ok = (!any || sb_add(&b, ",")) && sb_add(&b, spec);
+            any = 1;
+        }
+        if (i < a->nops && ok) {
+            ok = (!any || sb_add(&b, ",")) && describe_op(&b, &a->ops[i]);
+            any = 1;
+        }
+    }
+    if (ok && !any) ok = sb_add(&b, "none");
+    if (!ok) {
+        free(b.s);
+        return ss_seterr(SS_ERR_NOMEM, "augment: out of memory");
+    }
+    ss_status s = ss_augment_parse(b.s, out);
+    free(b.s);
+    return s;
+}
+
 ss_status ss_augment_check(const ss_augment *a, int c, int h, int w)
 {
     if (!a) return ss_seterr(SS_ERR_INVALID, "ss_augment_check: pipeline is NULL");
