@@ -185,6 +185,19 @@ static void test_svg(void)
         CHECK(strstr(svg, ">ijklmnopqrstuv...</text>") != NULL);
         free(svg);
     }
+    /* A name cut short by the plot's bottom (a 100-pixel chart has room for
+     * five legend lines) ends with "..." on its last line that fits. */
+    const char *tall[3] = {"first series with a long name here and more", "second series with a long name here and more",
+                           "third series with a long name that goes on and on"};
+    double v3[9] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+    svg = ss_plot_bars_svg("T", "acc", cats, 3, tall, v3, 3, 800, 100);
+    CHECK(svg != NULL);
+    if (svg) {
+        CHECK(strstr(svg, ">second series with a long name here</text>") != NULL);
+        CHECK_MSG(strstr(svg, ">third series with a long name that...</text>") != NULL, "%s", svg);
+        CHECK(strstr(svg, "goes on") == NULL);
+        free(svg);
+    }
     CHECK(ss_plot_line_svg("t", NULL, NULL, s, 2, 50, 50) == NULL);
     CHECK(strstr(ss_errmsg(), "outside 64..8192") != NULL);
 }

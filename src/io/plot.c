@@ -433,8 +433,9 @@ static size_t legend_line(char *dst, size_t cap, const char *s, int maxc)
 }
 
 /* Legend to the right of the plot: swatch + name per entry; a name longer
- * than the legend is wide goes on up to three lines, the third cut with
- * "..." if it still does not fit. */
+ * than the legend is wide goes on up to three lines, the last one (the third,
+ * or the last above the plot's bottom) cut with "..." if it still does not
+ * fit. */
 static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
 {
     if (!f->legend_chars) return;
@@ -446,7 +447,7 @@ static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
         const char *s = names[i];
         for (int line = 0; *s && y <= f->y1; line++) {
             char t[256];
-            if (line == 2) {
+            if (line == 2 || y + 11 * sc > f->y1) {
                 fit_text(t, sizeof t, s, f->legend_chars);
                 s += strlen(s);
             } else {
