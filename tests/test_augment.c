@@ -615,9 +615,17 @@ static void test_insert(void)
     CHECK_MSG(strcmp(ss_augment_describe(b), "crop:2,hflip:0.5,rot90,noise:0.1,crop:1,gray:1,erase:0.5") == 0,
               "insert at end: %s", ss_augment_describe(b));
     ss_augment_free(b);
-    CHECK(ss_augment_insert(a, -1, "", &b) == SS_OK); /* nothing to insert: the same pipeline */
-    CHECK(strcmp(ss_augment_describe(a), ss_augment_describe(b)) == 0);
+    CHECK(ss_augment_insert(a, -1, "gray", &b) == SS_OK); /* before the start: first */
+    CHECK_MSG(strcmp(ss_augment_describe(b), "gray:0.1,crop:2,hflip:0.5,rot90,noise:0.1,crop:1") == 0, "insert at -1: %s",
+              ss_augment_describe(b));
     ss_augment_free(b);
+    static const char *blank[] = {"", "  ", "none", " none\t"}; /* nothing to insert: the same pipeline */
+    for (int i = 0; i < 4; i++) {
+        CHECK(ss_augment_insert(a, 1, blank[i], &b) == SS_OK);
+        CHECK_MSG(b && strcmp(ss_augment_describe(a), ss_augment_describe(b)) == 0, "insert '%s'", blank[i]);
+        ss_augment_free(b);
+    }
+    CHECK(ss_augment_insert(a, 1, "hflip", NULL) == SS_ERR_INVALID);
     b = (ss_augment *)1;
     CHECK(ss_augment_insert(a, 0, "bg:2", &b) == SS_ERR_INVALID && b == NULL && strstr(ss_errmsg(), "bg"));
     ss_augment_free(a);

@@ -81,6 +81,7 @@ int main(void)
     }
     CHECK(plan(js, sizeof js, "--scale 1 --augment \"$(printf 'noise:\\n0.1')\"") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --distill-augment hflip,bg:2") != 0);
+    CHECK(plan(js, sizeof js, "--scale 1 --distill-augment \"$(printf 'hflip\\tnoise:0.1')\"") != 0);
     CHECK(plan(js, sizeof js, "--scale 1 --augment wobble") != 0);
 
     /* scale 1: the documented full budgets; 180,000 pretraining images x 2

@@ -102,8 +102,8 @@ int ss_augment_geometric_prefix(const ss_augment *a);
 int ss_augment_has_op(const ss_augment *a, const char *name);
 
 /* A new pipeline: a's ops with spec's ops inserted before a's op number pos
- * (0..count; clamped). Errors as ss_augment_parse (e.g. an op after norm);
- * *out is NULL then. */
+ * (0..count; clamped). A blank spec or "none" gives a copy of a. Errors as
+ * ss_augment_parse (e.g. an op after norm); *out is NULL then. */
 ss_status ss_augment_insert(const ss_augment *a, int pos, const char *spec, ss_augment **out);
 
 /* Check that the pipeline suits images of c x h x w: c is 1 or 3, sizes in

@@ -172,9 +172,6 @@ static double plan_units(const plan *p)
     return pre_imgs * p->views + (p->enc > 0 ? p->enc : 1) * u;
 }
 
-/* Units per pretraining image for each method (the views it trains on;
- * BYOL adds its target's forward, MAE's vit-t costs about 1.5 convnet-s
- * images per image in selfsup bench). */
 /* Units per image of an encoder in the labelled stages: vit-t trained on
  * 600 labels at 210-250 images/s on the 2-core Zen 3, convnet-s at about
  * 650 (docs/RESULTS.md, "MAE on vit-t"). */
@@ -184,6 +181,9 @@ static double encoder_units(const char *e)
     return 1;
 }
 
+/* Units per pretraining image for each method (the views it trains on;
+ * BYOL adds its target's forward, MAE's vit-t costs about 1.5 convnet-s
+ * images per image in selfsup bench). */
 static double method_views(const char *m)
 {
     if (!strcmp(m, "rotation")) return 4;
@@ -254,8 +254,9 @@ int cmd_demo(int argc, char **argv)
                "  [--scale F (the budgets x F, without timing; not with --minutes)]\n"
                "  [--pretrain-epochs N] [--pretrain-images N] [--epochs-1 N] [--epochs-10 N] [--distill-epochs N (0 = off)]\n"
                "  [--augment SPEC (every labelled training stage, scratch included; default crop:2,hflip,jitter:0.4:0.4@0.8,erase:0.5)]\n"
-               "  [--distill-augment SPEC (the student on the unlabelled pool; default: --augment's ops with bg:0.8@0.5\n"
-               "   after the crop and flip, background swaps on dark-background images; 'same' = --augment)]\n"
+               "  [--distill-augment SPEC (the student on the unlabelled pool; default: --augment's ops, spelled out, with\n"
+               "   bg:0.8@0.5 after the leading crops and flips: background swaps on dark-background images; --augment\n"
+               "   as given when it has bg or is empty; 'same' = --augment)]\n"
                "  [--robust-images N] [--data PATH] [--precision bf16|fp32 (default bf16 where the CPU has it)]\n"
                "  [--plan (print the plan as JSON and stop)] [--unit-ms X (plan with X ms per unit instead of timing)]\n"
                "Runs pretraining, fine-tuning vs scratch at 1%% and 10%% labels, robustness, and writes\n"
@@ -331,6 +332,9 @@ int cmd_demo(int argc, char **argv)
         if (i && !sp) {
             if (ss_augment_count(pa_lab) == 0 || ss_augment_has_op(pa_lab, "bg")) dist_aug = sp = daug;
             else if (ss_augment_insert(pa_lab, ss_augment_geometric_prefix(pa_lab), "bg:0.8@0.5", &pa_dist)) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", ss_errmsg());
+                ss_seterr(SS_ERR_INVALID, "demo: --augment: adding bg:0.8@0.5 for the student: %s", why);
                 ok = 0;
                 break;
             } else {

@@ -393,14 +393,19 @@ int ss_augment_has_op(const ss_augment *a, const char *name)
 
 ss_status ss_augment_insert(const ss_augment *a, int pos, const char *spec, ss_augment **out)
 {
+    if (!out) return ss_seterr(SS_ERR_INVALID, "ss_augment_insert: out is NULL");
     *out = NULL;
     if (!a || !spec) return ss_seterr(SS_ERR_INVALID, "ss_augment_insert: pipeline or spec is NULL");
     pos = pos < 0 ? 0 : (pos > a->nops ? a->nops : pos);
+    /* a blank spec or "none" (spaces and tabs around it, as the parser trims) adds nothing */
+    size_t lead = strspn(spec, " \t"), len = strlen(spec + lead);
+    while (len && (spec[lead + len - 1] == ' ' || spec[lead + len - 1] == '\t')) len--;
+    int add = len > 0 && !(len == 4 && strncmp(spec + lead, "none", 4) == 0);
     /* the canonical ops around spec, parsed again: one grammar, one set of checks */
     sbuf b = {0};
     int ok = 1, any = 0;
     for (int i = 0; i <= a->nops && ok; i++) {
-        if (i == pos && spec[strspn(spec, " \t")] && strcmp(spec, "none") != 0) {
+        if (i == pos && add) {
             ok = (!any || sb_add(&b, ",")) && sb_add(&b, spec);
             any = 1;
         }
