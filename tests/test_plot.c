@@ -198,6 +198,43 @@ static void test_svg(void)
         CHECK(strstr(svg, "goes on") == NULL);
         free(svg);
     }
+    /* More names than the legend has lines: the last line counts the names
+     * left out instead of dropping them silently ("+4": the legend is four
+     * characters wide), and every name is either drawn or counted. */
+    const char *many[8] = {"run0", "run1", "run2", "run3", "run4", "run5", "run6", "run7"};
+    double v4[24];
+    for (int i = 0; i < 24; i++) v4[i] = 0.1 + 0.03 * i;
+    svg = ss_plot_bars_svg("T", "acc", cats, 3, many, v4, 8, 800, 100);
+    CHECK(svg != NULL);
+    if (svg) {
+        int drawn = 0, more = -1;
+        char want[32];
+        for (int i = 0; i < 8; i++) {
+            snprintf(want, sizeof want, ">run%d</text>", i);
+            drawn += strstr(svg, want) != NULL;
+        }
+        const char *m = strstr(svg, ">+"); /* "+N more", or "+N" in this 4-character legend */
+        if (m) more = atoi(m + 2);
+        CHECK_MSG(drawn >= 2 && drawn < 8 && more == 8 - drawn, "drawn %d, more %d: %s", drawn, more, svg);
+        free(svg);
+    }
+    /* A legend wide enough says "more". */
+    const char *many2[8] = {"series 0", "series 1", "series 2", "series 3", "series 4", "series 5", "series 6", "series 7"};
+    svg = ss_plot_bars_svg("T", "acc", cats, 3, many2, v4, 8, 800, 100);
+    CHECK(svg != NULL);
+    if (svg) {
+        CHECK_MSG(strstr(svg, ">+4 more</text>") != NULL && strstr(svg, ">series 3</text>") != NULL &&
+                      strstr(svg, ">series 4</text>") == NULL,
+                  "%s", svg);
+        free(svg);
+    }
+    /* All eight fit in a taller chart: no count. */
+    svg = ss_plot_bars_svg("T", "acc", cats, 3, many, v4, 8, 800, 400);
+    CHECK(svg != NULL);
+    if (svg) {
+        CHECK(strstr(svg, ">run7</text>") != NULL && strstr(svg, ">+") == NULL);
+        free(svg);
+    }
     CHECK(ss_plot_line_svg("t", NULL, NULL, s, 2, 50, 50) == NULL);
     CHECK(strstr(ss_errmsg(), "outside 64..8192") != NULL);
 }

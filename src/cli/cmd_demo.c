@@ -172,6 +172,25 @@ static double plan_units(const plan *p)
     return pre_imgs * p->views + (p->enc > 0 ? p->enc : 1) * u;
 }
 
+/* Checks and parses one of the demo's pipelines (flag names it in the
+ * error): control characters are refused before the parser sees them, so
+ * the plan JSON and the report can print the string as it is. */
+static int demo_pipeline(const char *flag, const char *spec, ss_augment **out)
+{
+    for (const char *c = spec; *c; c++)
+        if ((unsigned char)*c < 0x20) {
+            ss_seterr(SS_ERR_INVALID, "demo: %s: a control character (code %d) in the pipeline", flag, *c);
+            return 0;
+        }
+    if (ss_augment_parse(spec, out)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        ss_seterr(SS_ERR_INVALID, "demo: %s: %s", flag, why);
+        return 0;
+    }
+    return 1;
+}
+
 /* Units per image of an encoder in the labelled stages: vit-t trained on
  * 600 labels at 210-250 images/s on the 2-core Zen 3, convnet-s at about
  * 650 (docs/RESULTS.md, "MAE on vit-t"). */
@@ -327,41 +346,24 @@ int cmd_demo(int argc, char **argv)
      * --augment has a bg op already or is empty. */
     ss_augment *pa_lab = NULL, *pa_dist = NULL;
     char dist_aug_buf[2048];
-    for (int i = 0; ok && i < 2; i++) {
-        const char *sp = i ? dist_aug : daug;
-        if (i && !sp) {
-            if (ss_augment_count(pa_lab) == 0 || ss_augment_has_op(pa_lab, "bg")) dist_aug = sp = daug;
-            else if (ss_augment_insert(pa_lab, ss_augment_geometric_prefix(pa_lab), "bg:0.8@0.5", &pa_dist)) {
-                char why[512];
-                snprintf(why, sizeof why, "%s", ss_errmsg());
-                ss_seterr(SS_ERR_INVALID, "demo: --augment: adding bg:0.8@0.5 for the student: %s", why);
-                ok = 0;
-                break;
-            } else {
-                const char *d = ss_augment_describe(pa_dist);
-                if (strlen(d) >= sizeof dist_aug_buf) {
-                    ss_seterr(SS_ERR_INVALID, "demo: --augment is too long to add bg:0.8@0.5 to (%zu characters "
-                              "spelled out; at most %zu)", strlen(d), sizeof dist_aug_buf - 1);
-                    ok = 0;
-                }
-                snprintf(dist_aug_buf, sizeof dist_aug_buf, "%s", d);
-                dist_aug = dist_aug_buf;
-                break;
-            }
-        }
-        for (const char *c = sp; *c; c++)
-            if ((unsigned char)*c < 0x20) {
-                ss_seterr(SS_ERR_INVALID, "demo: %s: a control character (code %d) in the pipeline",
-                          i ? "--distill-augment" : "--augment", *c);
-                ok = 0;
-                break;
-            }
-        if (ok && ss_augment_parse(sp, i ? &pa_dist : &pa_lab)) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", ss_errmsg());
-            ss_seterr(SS_ERR_INVALID, "demo: %s: %s", i ? "--distill-augment" : "--augment", why);
+    ok = ok && demo_pipeline("--augment", daug, &pa_lab);
+    if (ok && dist_aug) ok = demo_pipeline("--distill-augment", dist_aug, &pa_dist);
+    else if (ok && (ss_augment_count(pa_lab) == 0 || ss_augment_has_op(pa_lab, "bg")))
+        ok = demo_pipeline("--augment", dist_aug = daug, &pa_dist);
+    else if (ok && ss_augment_insert(pa_lab, ss_augment_geometric_prefix(pa_lab), "bg:0.8@0.5", &pa_dist)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        ss_seterr(SS_ERR_INVALID, "demo: --augment: adding bg:0.8@0.5 for the student: %s", why);
+        ok = 0;
+    } else if (ok) {
+        const char *d = ss_augment_describe(pa_dist);
+        if (strlen(d) >= sizeof dist_aug_buf) {
+            ss_seterr(SS_ERR_INVALID, "demo: --augment is too long to add bg:0.8@0.5 to (%zu characters "
+                      "spelled out; at most %zu)", strlen(d), sizeof dist_aug_buf - 1);
             ok = 0;
         }
+        snprintf(dist_aug_buf, sizeof dist_aug_buf, "%s", d);
+        dist_aug = dist_aug_buf;
     }
     /* the report explains background swaps when only the student has them */
     int student_bg = ok && ss_augment_has_op(pa_dist, "bg") && !ss_augment_has_op(pa_lab, "bg");

@@ -432,32 +432,57 @@ static size_t legend_line(char *dst, size_t cap, const char *s, int maxc)
     return k < n && s[k] == ' ' ? k + 1 : k;
 }
 
-/* Legend to the right of the plot: swatch + name per entry; a name longer
- * than the legend is wide goes on up to three lines, the last one (the third,
- * or the last above the plot's bottom) cut with "..." if it still does not
- * fit. */
-static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
+/* One pass of the legend down to ymax: swatch + name per entry, drawn when
+ * d is not NULL; returns how many entries (empty names included) it started. */
+static int legend_pass(dc *d, const frame *f, const char *const *names, int n, double ymax, double *yend)
 {
-    if (!f->legend_chars) return;
-    int sc = f->sc;
+    int sc = f->sc, i;
     double y = f->y0 + 2 * sc;
-    for (int i = 0; i < n; i++) {
+    for (i = 0; i < n && y <= ymax; i++) {
         if (!names[i] || !*names[i]) continue;
-        dc_rect(d, f->legend_x, y + 1.5 * sc, 12 * sc, 4 * sc, palette[i % 10]);
+        if (d) dc_rect(d, f->legend_x, y + 1.5 * sc, 12 * sc, 4 * sc, palette[i % 10]);
         const char *s = names[i];
-        for (int line = 0; *s && y <= f->y1; line++) {
+        for (int line = 0; *s && y <= ymax; line++) {
             char t[256];
-            if (line == 2 || y + 11 * sc > f->y1) {
+            if (line == 2 || y + 11 * sc > ymax) {
                 fit_text(t, sizeof t, s, f->legend_chars);
                 s += strlen(s);
             } else {
                 s += legend_line(t, sizeof t, s, f->legend_chars);
             }
-            dc_text(d, f->legend_x + 16 * sc, y, t, sc, A_LEFT, 0, C_TEXT);
+            if (d) dc_text(d, f->legend_x + 16 * sc, y, t, sc, A_LEFT, 0, C_TEXT);
             y += (*s ? 11 : 12) * sc; /* a wrapped name's lines, then the next name */
         }
-        if (y > f->y1) break;
     }
+    *yend = y;
+    return i;
+}
+
+/* Legend to the right of the plot: swatch + name per entry; a name longer
+ * than the legend is wide goes on up to three lines, the last one (the third,
+ * or the last above the plot's bottom) cut with "..." if it still does not
+ * fit. When some names would not start above the bottom, the last line says
+ * how many are left out ("+3 more", or "+3" in a narrow legend) instead of dropping them silently. */
+static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
+{
+    if (!f->legend_chars) return;
+    int sc = f->sc, left = 0, shown;
+    double y;
+    shown = legend_pass(NULL, f, names, n, f->y1, &y);
+    for (int i = shown; i < n; i++) left += names[i] && *names[i];
+    if (!left) {
+        legend_pass(d, f, names, n, f->y1, &y);
+        return;
+    }
+    /* Again with the last line kept for the count of the names left out. */
+    shown = legend_pass(d, f, names, n, f->y1 - 12 * sc, &y);
+    left = 0;
+    for (int i = shown; i < n; i++) left += names[i] && *names[i];
+    char t[32], u[32];
+    snprintf(t, sizeof t, "+%d more", left);
+    if ((int)strlen(t) > f->legend_chars) snprintf(t, sizeof t, "+%d", left); /* a narrow legend */
+    fit_text(u, sizeof u, t, f->legend_chars);
+    dc_text(d, f->legend_x + 16 * sc, y, u, sc, A_LEFT, 0, C_TEXT);
 }
 
 /* Title, margins and legend width; y axis labels decide the left margin. */
