@@ -2,6 +2,7 @@
  * ordering and range on real Fashion-MNIST test images, determinism, the
  * background mask, and the PNG contact sheet. */
 #include "selfsup/corrupt.h"
+#include "selfsup/robust.h"
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -263,8 +264,46 @@ static void test_grid_png(void)
     CHECK(ss_corrupt_grid_png("/nonexistent-dir/x.png", fm[0], 1, S, S, 1) == SS_ERR_IO);
 }
 
+/* ss_robustness_eval: --only picks families and names, an unknown word is an
+ * error that lists the choices, and an encoder without a head is refused. */
+static void test_robustness_eval(void)
+{
+    ss_encoder_config ec = {.kind = "convnet-s", .in_chans = 1, .img_size = 28};
+    ss_model m, enc;
+    memset(&m, 0, sizeof m);
+    memset(&enc, 0, sizeof enc);
+    CHECK_OK(ss_model_create(&m, &ec, 3));
+    CHECK_OK(ss_model_finalize(&m, 1));
+    CHECK_OK(ss_model_create(&enc, &ec, 0));
+    CHECK_OK(ss_model_finalize(&enc, 1));
+    m.mean[0] = enc.mean[0] = 0.5f;
+    m.std[0] = enc.std[0] = 0.25f;
+    uint8_t px[4 * 28 * 28];
+    for (int i = 0; i < 4 * 28 * 28; i++) px[i] = (uint8_t)((i * 37) % 256);
+    int32_t y[4] = {0, 1, 2, 1};
+    ss_dataset d = {.n = 4, .c = 1, .h = 28, .w = 28, .pixels = px, .labels = y, .nclasses = 3};
+    snprintf(d.source, sizeof d.source, "synthetic");
+    ss_robust_result r;
+    CHECK_OK(ss_robustness_eval(&m, &d, 0, 0, "lighting,gaussian_noise", &r));
+    CHECK(r.n == 6 && r.images == 4);
+    int lighting = 0;
+    for (int i = 0; i < r.n; i++) lighting += !strcmp(r.family[i], "lighting");
+    CHECK(lighting == 5 && !strcmp(r.name[r.n - 1], "gaussian_noise"));
+    for (int i = 0; i < r.n; i++)
+        for (int s = 0; s < SS_CORRUPT_SEVERITIES; s++) CHECK(r.acc[i][s] >= 0 && r.acc[i][s] <= 1);
+    CHECK(ss_robustness_eval(&m, &d, 0, 0, "lighting,lightning", &r) == SS_ERR_INVALID);
+    CHECK_MSG(strstr(ss_errmsg(), "'lightning'") && strstr(ss_errmsg(), "lighting, background, noise, blur, digital") &&
+                  strstr(ss_errmsg(), "motion_blur"),
+              "%s", ss_errmsg());
+    CHECK(ss_robustness_eval(&enc, &d, 0, 0, NULL, &r) == SS_ERR_INVALID);
+    CHECK(strstr(ss_errmsg(), "no classifier head") != NULL);
+    ss_model_free(&m);
+    ss_model_free(&enc);
+}
+
 int main(void)
 {
+    test_robustness_eval();
     test_table_and_errors();
     test_known_outputs();
     if (!load_fmnist()) {

@@ -123,6 +123,22 @@ int main(void)
     write_data();
     char *o = NULL;
 
+    /* 0. argument errors that must stop a command before it loads or trains
+     * anything: a word without "--", a valued flag without its value,
+     * --resume without a run folder; "-h" and the subcommands' --help. */
+    CHECK(run(&o, "train -h") == 0 && o && strstr(o, "usage: selfsup train") != NULL);
+    free(o);
+    CHECK(run(NULL, "pretrain simclr --data missing_dir") == 1 && err_has("'pretrain' takes no argument 'simclr'"));
+    CHECK(run(NULL, "train --json simclr --data missing_dir") == 1 && err_has("takes no argument 'simclr'"));
+    CHECK(run(NULL, "train --data --labels 1%%") == 1 && err_has("--data needs a value"));
+    CHECK(run(NULL, "finetune --model --labels 1%%") == 1 && err_has("--model needs a value"));
+    CHECK(run(NULL, "train --labels 1%% --resume") == 1 && err_has("--resume needs --out"));
+    CHECK(run(&o, "bench --help") == 0 && o && strstr(o, "usage: selfsup bench") != NULL);
+    free(o);
+    CHECK(run(NULL, "bench step-nope") == 2 && err_has("unknown benchmark 'step-nope'"));
+    CHECK(run(&o, "tokenizer train --help") == 0 && o && strstr(o, "usage: selfsup tokenizer train") != NULL);
+    free(o);
+
     /* 1. tokenizer */
     CHECK(run(&o, "tokenizer train --text corpus.txt --vocab 300 --out tok.json --json") == 0);
     CHECK(json_num(o, "vocab") > SS_TOK_MIN_VOCAB && json_num(o, "vocab") <= 300);

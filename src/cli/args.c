@@ -14,6 +14,7 @@ ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
             a->dashdash = 1;
             continue;
         }
+        if (!a->dashdash && !strcmp(s, "-h")) s = "--help";
         if (!a->dashdash && strncmp(s, "--", 2) == 0 && s[2]) {
             if (a->n == ARGS_MAX) return ss_seterr(SS_ERR_INVALID, "too many flags");
             const char *eq = strchr(s, '=');
@@ -55,7 +56,14 @@ const char *args_str(ss_args *a, const char *key, const char *def)
 {
     int i = find(a, key);
     if (i < 0) return def;
+    if (!a->val[i] && !a->novalue) a->novalue = a->key[i];
     return a->val[i] ? a->val[i] : def;
+}
+
+int args_positional(ss_args *a)
+{
+    a->pos_read = 1;
+    return a->npos;
 }
 
 int args_flag(ss_args *a, const char *key)
@@ -108,6 +116,11 @@ double args_float(ss_args *a, const char *key, double def, double lo, double hi,
 
 ss_status ss_args_finish(ss_args *a)
 {
+    if (a->novalue)
+        return ss_seterr(SS_ERR_INVALID, "--%s needs a value (see 'selfsup %s --help')", a->novalue, a->cmd);
+    if (a->npos && !a->pos_read)
+        return ss_seterr(SS_ERR_INVALID, "'%s' takes no argument '%s' (flags start with --; see 'selfsup %s --help')",
+                         a->cmd, a->pos[0], a->cmd);
     for (int i = 0; i < a->n; i++)
         if (!a->used[i])
             return ss_seterr(SS_ERR_INVALID, "'%s' does not take --%s (see 'selfsup %s --help')", a->cmd, a->key[i],

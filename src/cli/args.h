@@ -1,6 +1,8 @@
-/* Command-line flags: "--key value", "--key=value" and bare "--flag".
- * Commands read what they take; ss_args_finish() then rejects any flag no
- * one read, naming it, so a typo never passes silently. */
+/* Command-line flags: "--key value", "--key=value" and bare "--flag"; "-h"
+ * is "--help". Commands read what they take; ss_args_finish() then rejects
+ * any flag no one read, a valued flag given without its value, and words
+ * without "--" in a command that takes none, naming each, so a typo never
+ * passes silently. */
 #ifndef SS_CLI_ARGS_H
 #define SS_CLI_ARGS_H
 
@@ -16,16 +18,22 @@ typedef struct ss_args {
     const char *pos[ARGS_MAX]; /* positional arguments */
     int dashdash;              /* "--" seen: every later argument is positional */
     int npos;
+    int pos_read;              /* the command takes positional arguments (args_positional) */
+    const char *novalue;       /* the first flag read with args_str that had no value */
     const char *cmd;
 } ss_args;
 
 ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv);
-/* Value of --key, or def when absent. */
+/* Value of --key, or def when absent (given without a value, it is def and
+ * ss_args_finish() reports it). */
 const char *args_str(ss_args *a, const char *key, const char *def);
 int args_flag(ss_args *a, const char *key); /* bare --key present */
 /* Typed readers: set *ok = 0 and record an error naming the flag on bad input. */
 long args_int(ss_args *a, const char *key, long def, long lo, long hi, int *ok);
 double args_float(ss_args *a, const char *key, double def, double lo, double hi, int *ok);
+/* The positional arguments (a->pos[0..n-1]); without this call any is an
+ * error in ss_args_finish(). */
+int args_positional(ss_args *a);
 /* SS_OK, or an error naming the first flag that no one read. */
 ss_status ss_args_finish(ss_args *a);
 #endif

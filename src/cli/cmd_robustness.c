@@ -57,7 +57,8 @@ int cmd_robustness(int argc, char **argv)
     ss_args a;
     if (ss_args_parse(&a, "robustness", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
-        printf("usage: selfsup robustness --model CHECKPOINT [--data PATH (test split)] [--only LIST]\n"
+        printf("usage: selfsup robustness --model CHECKPOINT [--data PATH (test split)]\n"
+               "  [--only LIST (comma-separated families: lighting, background, noise, blur, digital; or corruption names)]\n"
                "  [--max-images N] [--seed 0] [--threads 2] [--precision fp32|bf16] [--out DIR (robustness.json, robustness.png,\n"
                "  corruptions.png)] [--json]\n");
         return 0;
@@ -82,6 +83,12 @@ int cmd_robustness(int argc, char **argv)
     ss_model m;
     memset(&m, 0, sizeof m);
     if (ss_checkpoint_load_model(model, &m, NULL, NULL)) return cli_fail();
+    if (m.nclasses <= 0) {
+        ss_model_free(&m);
+        fprintf(stderr, "selfsup robustness: %s has no classifier head (a pretrained encoder: fine-tune it first, "
+                        "or use probe or knn)\n", model);
+        return 1;
+    }
     ss_dataset d;
     ss_load_opts lo;
     memset(&lo, 0, sizeof lo);

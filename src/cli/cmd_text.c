@@ -208,7 +208,9 @@ static int fail(const char *cmd)
 int cmd_tokenizer(int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+    int sub_help = 0; /* "tokenizer train --help" */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) sub_help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h") || sub_help) {
         printf("usage: selfsup tokenizer train --text CORPUS [--vocab 8192] [--min-frequency 2] [--no-lowercase]\n"
                "         [--by-line] --out tok.json\n"
                "       selfsup tokenizer encode --tokenizer tok.json [--file LINES.txt] [--] TEXT...\n"
@@ -223,6 +225,7 @@ int cmd_tokenizer(int argc, char **argv)
     if (!strcmp(sub, "encode")) {
         const char *tp = args_str(&a, "tokenizer", NULL);
         const char *file = args_str(&a, "file", NULL);
+        args_positional(&a);
         if (!ok || ss_args_finish(&a)) return cli_fail();
         if (!tp) {
             fprintf(stderr, "selfsup tokenizer encode: --tokenizer tok.json is required\n");

@@ -20,7 +20,7 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "supervised training from scratch on a labelled subset"},
     {"finetune", cmd_finetune, "fine-tune a pretrained encoder + linear head on a labelled subset"},
-    {"demo", cmd_demo, "the three claims of self-supervised learning in one run, with a report (--quick: ~2 min)"},
+    {"demo", cmd_demo, "the three claims of self-supervised learning in one run, with a report (--quick: about 3 min)"},
     {"pretrain", cmd_pretrain, "self-supervised pretraining: rotation, simclr, mae, byol, vicreg"},
     {"probe", cmd_probe, "linear probe on frozen features of a labelled subset"},
     {"knn", cmd_knn, "weighted k-NN (k=20, 200) on frozen features"},

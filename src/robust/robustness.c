@@ -1,5 +1,6 @@
 /* Accuracy under corruptions, batched through the model in eval mode. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,38 @@ static int selected(const ss_corruption *c, const char *only)
         p += l + (e ? 1 : 0);
     }
     return 0;
+}
+
+/* SS_OK when every comma-separated word of only names a corruption or a
+ * family; else an error naming the word and listing both. */
+static ss_status check_only(const char *only)
+{
+    const char *p = only;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        int hit = 0;
+        for (int k = 0; k < ss_corruption_count() && !hit; k++) {
+            const ss_corruption *c = ss_corruption_get(k);
+            hit = (l == strlen(c->name) && !strncmp(p, c->name, l)) || (l == strlen(c->family) && !strncmp(p, c->family, l));
+        }
+        if (!hit) {
+            char names[1024] = "", fams[256] = "";
+            for (int k = 0; k < ss_corruption_count(); k++) {
+                const ss_corruption *c = ss_corruption_get(k);
+                size_t n = strlen(names);
+                snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", c->name);
+                if (!strstr(fams, c->family)) {
+                    n = strlen(fams);
+                    snprintf(fams + n, sizeof fams - n, "%s%s", n ? ", " : "", c->family);
+                }
+            }
+            return ss_seterr(SS_ERR_INVALID, "robustness: --only '%.*s': expected a family (%s) or a corruption (%s)",
+                             (int)(l < 100 ? l : 100), p, fams, names);
+        }
+        p += l + (e ? 1 : 0);
+    }
+    return SS_OK;
 }
 
 /* Accuracy of m on images [n,C,H,W] in [0,1] (normalised here). */
@@ -60,7 +93,12 @@ ss_status ss_robustness_eval(const ss_model *m, const ss_dataset *d, int64_t max
                              const char *only, ss_robust_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (m->nclasses <= 0)
+        return ss_seterr(SS_ERR_INVALID, "robustness: the model has no classifier head (a pretrained encoder: "
+                                         "fine-tune it first, or use probe or knn)");
     if (!d->labels) return ss_seterr(SS_ERR_INVALID, "%s: robustness needs a labelled test set", d->source);
+    ss_status cs = check_only(only);
+    if (cs) return cs;
     int64_t n = max_images > 0 && max_images < d->n ? max_images : d->n;
     int c = d->c, h = d->h, w = d->w;
     int64_t img = (int64_t)c * h * w;
