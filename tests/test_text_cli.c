@@ -133,6 +133,11 @@ int main(void)
     CHECK(run(NULL, "train --data --labels 1%%") == 1 && err_has("--data needs a value"));
     CHECK(run(NULL, "finetune --model --labels 1%%") == 1 && err_has("--model needs a value"));
     CHECK(run(NULL, "train --labels 1%% --resume") == 1 && err_has("--resume needs --out"));
+    /* flags the shared reader takes that this command has no use for */
+    CHECK(run(NULL, "probe --model missing.safetensors --lr 5") == 1 && err_has("'probe' has no use for --lr"));
+    CHECK(run(NULL, "knn --model missing.safetensors --epochs 3") == 1 && err_has("'knn' has no use for --epochs"));
+    CHECK(run(NULL, "probe --model missing.safetensors --temperature 0.1") == 1 && err_has("--temperature"));
+    CHECK(run(NULL, "pretrain --model missing.safetensors") == 1 && err_has("'pretrain' has no use for --model"));
     CHECK(run(&o, "bench --help") == 0 && o && strstr(o, "usage: selfsup bench") != NULL);
     free(o);
     CHECK(run(NULL, "bench step-nope") == 2 && err_has("unknown benchmark 'step-nope'"));

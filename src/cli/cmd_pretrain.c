@@ -82,6 +82,8 @@ int cmd_pretrain(int argc, char **argv)
     r.warmup = 0;
     float warm = (float)args_float(&a, "warmup", -1, -1, 1000, &ok);
     run_read_flags(&r, &a, &ok);
+    static const char *const unused[] = {"model", "label-smoothing", "val", NULL}; /* no warm start, no labels */
+    if (ok && args_reject(&a, unused)) ok = 0;
     ss_method_opts mo;
     memset(&mo, 0, sizeof mo);
     mo.temperature = (float)args_float(&a, "temperature", 0.2, 1e-3, 10, &ok);

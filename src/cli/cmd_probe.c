@@ -13,8 +13,9 @@ static int protocol_main(int argc, char **argv, const char *cmd)
     if (ss_args_parse(&a, cmd, argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup %s --model CHECKPOINT [--data PATH] [--test-data PATH] [--labels 1%%|10%%|100%%|N/class]\n"
-               "  [--seed 0] [--threads 2] [--json]%s\n",
-               cmd, strcmp(cmd, "knn") ? " [--epochs 100]" : " [--temperature 0.07]");
+               "  [--seed 0] [--threads 2] [--precision fp32|bf16] [--max-images N] [--json]%s\n",
+               cmd, strcmp(cmd, "knn") ? " [--epochs 100]"
+                                       : "\n  [--temperature 0.07 (the votes weigh exp(cos / T); pretrain's --temperature is its loss's)]");
         return 0;
     }
     image_run r;
@@ -22,7 +23,16 @@ static int protocol_main(int argc, char **argv, const char *cmd)
     r.wd = 0;
     int ok = 1;
     run_read_flags(&r, &a, &ok);
-    float T = (float)args_float(&a, "temperature", 0.07, 1e-4, 10, &ok);
+    int knn = !strcmp(cmd, "knn");
+    float T = knn ? (float)args_float(&a, "temperature", 0.07, 1e-4, 10, &ok) : 0.07f;
+    /* the training flags run_read_flags takes for train and finetune: here
+     * they would change nothing (the probe's weight decay is chosen on a
+     * split of the labelled set; its features come from the checkpoint) */
+    static const char *const unused[] = {"encoder", "augment", "optimizer", "batch", "workers", "eval-every", "lr",
+                                         "wd", "warmup", "label-smoothing", "clip", "resume", "check-finite",
+                                         "sync-bn", "on-nan", "max-rollbacks", "out", NULL};
+    static const char *const unused_knn[] = {"epochs", NULL};
+    if (ok && (args_reject(&a, unused) || (knn && args_reject(&a, unused_knn)))) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!r.model) {
         fprintf(stderr, "selfsup %s: --model CHECKPOINT is required (a pretrained or trained checkpoint, or "
