@@ -138,6 +138,12 @@ int main(void)
     CHECK(run(NULL, "knn --model missing.safetensors --epochs 3") == 1 && err_has("'knn' has no use for --epochs"));
     CHECK(run(NULL, "probe --model missing.safetensors --temperature 0.1") == 1 && err_has("--temperature"));
     CHECK(run(NULL, "pretrain --model missing.safetensors") == 1 && err_has("'pretrain' has no use for --model"));
+    /* --labels, --augment and a text method named to an image command:
+     * the flag is named, and nothing has loaded yet (missing_dir) */
+    CHECK(run(NULL, "train --data missing_dir --labels 150%%") == 1 && err_has("--labels: subset \"150%\""));
+    CHECK(run(NULL, "train --data missing_dir --augment crop:2,hfilp") == 1 && err_has("--augment: augment spec: unknown op 'hfilp'"));
+    CHECK(run(NULL, "pretrain --method mlm --data missing_dir") == 2 && err_has("--method mlm is a text method"));
+    CHECK(run(NULL, "train --text lab.tsv --no-such-flag 1") == 1 && err_has("see 'selfsup train --text x --help'"));
     CHECK(run(&o, "bench --help") == 0 && o && strstr(o, "usage: selfsup bench") != NULL);
     free(o);
     CHECK(run(NULL, "bench step-nope") == 2 && err_has("unknown benchmark 'step-nope'"));

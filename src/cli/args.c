@@ -8,6 +8,7 @@ ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
 {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
+    a->help_args = "";
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--") && !a->dashdash) { /* end of options: the rest is positional */
@@ -119,21 +120,22 @@ ss_status args_reject(ss_args *a, const char *const *keys)
     for (int k = 0; keys[k]; k++)
         for (int i = 0; i < a->n; i++)
             if (!strcmp(a->key[i], keys[k]))
-                return ss_seterr(SS_ERR_INVALID, "'%s' has no use for --%s (see 'selfsup %s --help')", a->cmd, keys[k],
-                                 a->cmd);
+                return ss_seterr(SS_ERR_INVALID, "'%s' has no use for --%s (see 'selfsup %s%s --help')", a->cmd, keys[k],
+                                 a->cmd, a->help_args);
     return SS_OK;
 }
 
 ss_status ss_args_finish(ss_args *a)
 {
     if (a->novalue)
-        return ss_seterr(SS_ERR_INVALID, "--%s needs a value (see 'selfsup %s --help')", a->novalue, a->cmd);
+        return ss_seterr(SS_ERR_INVALID, "--%s needs a value (see 'selfsup %s%s --help')", a->novalue, a->cmd,
+                         a->help_args);
     if (a->npos && !a->pos_read)
-        return ss_seterr(SS_ERR_INVALID, "'%s' takes no argument '%s' (flags start with --; see 'selfsup %s --help')",
-                         a->cmd, a->pos[0], a->cmd);
+        return ss_seterr(SS_ERR_INVALID, "'%s' takes no argument '%s' (flags start with --; see 'selfsup %s%s --help')",
+                         a->cmd, a->pos[0], a->cmd, a->help_args);
     for (int i = 0; i < a->n; i++)
         if (!a->used[i])
-            return ss_seterr(SS_ERR_INVALID, "'%s' does not take --%s (see 'selfsup %s --help')", a->cmd, a->key[i],
-                             a->cmd);
+            return ss_seterr(SS_ERR_INVALID, "'%s' does not take --%s (see 'selfsup %s%s --help')", a->cmd, a->key[i],
+                             a->cmd, a->help_args);
     return SS_OK;
 }

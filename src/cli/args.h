@@ -21,6 +21,7 @@ typedef struct ss_args {
     int pos_read;              /* the command takes positional arguments (args_positional) */
     const char *novalue;       /* the first flag read with args_str that had no value */
     const char *cmd;
+    const char *help_args;     /* between the command and --help in hints ("" or " --text x") */
 } ss_args;
 
 ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv);

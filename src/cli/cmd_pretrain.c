@@ -56,6 +56,7 @@ int cmd_pretrain(int argc, char **argv)
     if (ss_args_parse(&a, "pretrain", argc, argv)) return cli_fail();
     if (args_flag(&a, "help")) {
         printf("usage: selfsup pretrain --method rotation|simclr|mae|byol|vicreg [--data PATH]\n"
+               "  (text: --method mlm|docbow --text CORPUS; 'selfsup pretrain --text x --help')\n"
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch N] [--lr X] [--wd X] [--optimizer adamw|sgd|lars]\n"
                "  [--augment SPEC] [--temperature 0.2] [--mask-ratio 0.75] [--ema 0.99] [--warmup EPOCHS]\n"
                "  [--knn-every N (0 = off)] [--knn-labels 10%%] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1]\n"
@@ -67,6 +68,11 @@ int cmd_pretrain(int argc, char **argv)
     }
     const char *mname = args_str(&a, "method", "simclr");
     const ss_method *meth = ss_method_find(mname);
+    if (!meth && (!strcmp(mname, "mlm") || !strcmp(mname, "docbow"))) {
+        fprintf(stderr, "selfsup pretrain: --method %s is a text method: give the corpus with --text CORPUS "
+                        "(see 'selfsup pretrain --text x --help')\n", mname);
+        return 2;
+    }
     if (!meth) return cli_fail();
     image_run r;
     memset(&r, 0, sizeof r);

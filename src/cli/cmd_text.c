@@ -329,6 +329,7 @@ static int text_pretrain(int argc, char **argv)
 {
     ss_args a;
     if (ss_args_parse(&a, "pretrain", argc, argv)) return cli_fail();
+    a.help_args = " --text x";
     if (args_flag(&a, "help")) {
         printf("usage: selfsup pretrain --method mlm|docbow --text CORPUS [--add-text LABELLED (its train split's text,\n"
                "  labels dropped)] [--tokenizer tok.json | --vocab 8192] [--seq-len 128] [--epochs 10] [--batch 64]\n"
@@ -510,6 +511,7 @@ static int text_train(int argc, char **argv, const char *cmd)
 {
     ss_args a;
     if (ss_args_parse(&a, cmd, argc, argv)) return cli_fail();
+    a.help_args = " --text x";
     int finetune = !strcmp(cmd, "finetune");
     if (args_flag(&a, "help")) {
         printf("usage: selfsup %s --text LABELLED [--test-text PATH | --test-frac 0.1 --split-seed 0]\n"
@@ -656,6 +658,7 @@ static int text_eval_like(int argc, char **argv, const char *cmd)
 {
     ss_args a;
     if (ss_args_parse(&a, cmd, argc, argv)) return cli_fail();
+    a.help_args = " --text x";
     int probe = !strcmp(cmd, "probe"), robust = !strcmp(cmd, "robustness");
     if (args_flag(&a, "help")) {
         printf("usage: selfsup %s --text LABELLED --model CHECKPOINT [--test-text PATH | --test-frac 0.1\n"

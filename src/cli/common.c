@@ -61,6 +61,22 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
     r->max_rollbacks = (int)args_int(a, "max-rollbacks", 3, 0, 1000, ok);
     r->debug_nan_at_step = args_int(a, "debug-nan-at-step", 0, 0, 1L << 40, ok);
     if (!cli_read_precision(a, "fp32", &r->precision)) *ok = 0;
+    /* --labels and --augment are checked now, naming the flag, not after the
+     * data set has loaded */
+    if (*ok && ss_subset_check(r->labels)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        ss_seterr(SS_ERR_INVALID, "--labels: %s", why);
+        *ok = 0;
+    }
+    ss_augment *aug = NULL;
+    if (*ok && r->augment && ss_augment_parse(r->augment, &aug)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        ss_seterr(SS_ERR_INVALID, "--augment: %s", why);
+        *ok = 0;
+    }
+    ss_augment_free(aug);
     ss_set_threads(r->threads);
     return *ok;
 }

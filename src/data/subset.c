@@ -83,6 +83,47 @@ static void shuffle_group(groups *g, int k, uint64_t seed, uint64_t tag)
     ss_rng_shuffle_i32(&r, g->order + g->start[k], g->start[k + 1] - g->start[k]);
 }
 
+/* "P%", "K/class" or "all" -> *pct (or -1) and *per_class (or -1). */
+static ss_status parse_spec(const char *spec, double *pct, long *per_class)
+{
+    *pct = -1;
+    *per_class = -1;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *s = buf;
+    while (isspace((unsigned char)*s)) s++;
+    size_t L = strlen(s);
+    while (L && isspace((unsigned char)s[L - 1])) s[--L] = '\0';
+    char *end;
+    if (strcmp(s, "all") == 0) {
+        *pct = 100;
+    } else if (L > 1 && s[L - 1] == '%') {
+        s[L - 1] = '\0';
+        errno = 0;
+        *pct = strtod(s, &end);
+        if (*end || errno || end == s || !(*pct > 0 && *pct <= 100))
+            return ss_seterr(SS_ERR_INVALID, "subset \"%s\": percentage must be in (0, 100]", spec);
+    } else if (L > 6 && strcmp(s + L - 6, "/class") == 0) {
+        s[L - 6] = '\0';
+        errno = 0;
+        *per_class = strtol(s, &end, 10);
+        if (*end || errno || end == s || *per_class <= 0 || *per_class > 100000000)
+            return ss_seterr(SS_ERR_INVALID, "subset \"%s\": count per class must be a positive integer", spec);
+    } else {
+        return ss_seterr(SS_ERR_INVALID, "subset \"%s\": expected \"P%%\" (e.g. 1%%, 10%%, 100%%), \"K/class\" or \"all\"",
+                         spec);
+    }
+    return SS_OK;
+}
+
+ss_status ss_subset_check(const char *spec)
+{
+    double pct;
+    long k;
+    if (!spec) return ss_seterr(SS_ERR_INVALID, "ss_subset_check: NULL spec");
+    return parse_spec(spec, &pct, &k);
+}
+
 ss_status ss_subset_parse_draw_from(const ss_dataset *d, const int32_t *pool, int64_t npool, const char *spec,
                                     uint64_t seed, int32_t **idx, int64_t *n)
 {
@@ -91,34 +132,10 @@ ss_status ss_subset_parse_draw_from(const ss_dataset *d, const int32_t *pool, in
     *n = 0;
     if (!pool) npool = d->n;
     if (npool < 0) return ss_seterr(SS_ERR_INVALID, "subset \"%s\": negative pool size", spec);
-    /* Parse the spec. */
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", spec);
-    char *s = buf;
-    while (isspace((unsigned char)*s)) s++;
-    size_t L = strlen(s);
-    while (L && isspace((unsigned char)s[L - 1])) s[--L] = '\0';
     double pct = -1;
     long per_class = -1;
-    char *end;
-    if (strcmp(s, "all") == 0) {
-        pct = 100;
-    } else if (L > 1 && s[L - 1] == '%') {
-        s[L - 1] = '\0';
-        errno = 0;
-        pct = strtod(s, &end);
-        if (*end || errno || end == s || !(pct > 0 && pct <= 100))
-            return ss_seterr(SS_ERR_INVALID, "subset \"%s\": percentage must be in (0, 100]", spec);
-    } else if (L > 6 && strcmp(s + L - 6, "/class") == 0) {
-        s[L - 6] = '\0';
-        errno = 0;
-        per_class = strtol(s, &end, 10);
-        if (*end || errno || end == s || per_class <= 0 || per_class > 100000000)
-            return ss_seterr(SS_ERR_INVALID, "subset \"%s\": count per class must be a positive integer", spec);
-    } else {
-        return ss_seterr(SS_ERR_INVALID, "subset \"%s\": expected \"P%%\" (e.g. 1%%, 10%%, 100%%), \"K/class\" or \"all\"",
-                         spec);
-    }
+    ss_status ps = parse_spec(spec, &pct, &per_class);
+    if (ps) return ps;
     if (!d->labels) return ss_seterr(SS_ERR_INVALID, "subset \"%s\": %s has no labels", spec, d->source);
 
     groups g;
