@@ -60,7 +60,7 @@ int cmd_pretrain(int argc, char **argv)
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch N] [--lr X] [--wd X] [--optimizer adamw|sgd|lars]\n"
                "  [--augment SPEC] [--temperature 0.2] [--mask-ratio 0.75] [--ema 0.99] [--warmup EPOCHS]\n"
                "  [--knn-every N (0 = off)] [--knn-labels 10%%] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1]\n"
-               "  [--out RUN_DIR] [--resume] [--checkpoint-every STEPS] [--checkpoint-minutes M] [--json]\n"
+               "  [--out RUN_DIR (default runs/pretrain)] [--resume] [--max-steps N] [--quiet] [--checkpoint-every STEPS] [--checkpoint-minutes M] [--json]\n"
                "  [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--on-nan stop|rollback] [--max-rollbacks 3] [--check-finite]\n"
                "Defaults per method are printed into RUN_DIR/config.json.\n");

@@ -284,7 +284,7 @@ static int train_main(int argc, char **argv, const char *cmd)
         printf("usage: selfsup %s --data PATH [--test-data PATH] [--labels 1%%|10%%|100%%|N/class (default 100%%)]%s\n"
                "  [--encoder convnet-s|vit-t|resnet18] [--epochs N] [--batch 64] [--lr 1e-3] [--wd 0.05]\n"
                "  [--optimizer adamw|sgd|lars] [--warmup EPOCHS] [--augment SPEC] [--label-smoothing X (default 0)]\n"
-               "  [--val F (a validation split of the labelled set; default 0 = none)] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1] [--out RUN_DIR (default: none, nothing saved)] [--resume (needs --out)] [--json]\n"
+               "  [--val F (a validation split of the labelled set; default 0 = none)] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1] [--out RUN_DIR (default: none, nothing saved)] [--resume (needs --out)] [--json] [--quiet]\n"
                "  [--max-steps N] [--eval-every N] [--eval-images 2000 (the per-epoch monitor: this many test images spread over the set; 0 = all)] [--clip NORM]\n"
                "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
@@ -309,6 +309,8 @@ static int train_main(int argc, char **argv, const char *cmd)
         ss_seterr(SS_ERR_INVALID, "--resume needs --out RUN_DIR (the run folder whose last.safetensors it continues)");
         ok = 0;
     }
+    if (ok && !r.out && !r.quiet)
+        fprintf(stderr, "selfsup %s: no --out RUN_DIR: the model will not be saved (only the result is printed)\n", cmd);
     /* The encoder trains at the head's rate by default: at half of it (the earlier
      * default) a pretrained convnet-s fitted the labelled set less than scratch and
      * ended under it at 10% labels on Fashion-MNIST and CIFAR-10 on every seed (0.7
