@@ -291,6 +291,9 @@ static void test_robustness_eval(void)
     CHECK(lighting == 5 && !strcmp(r.name[r.n - 1], "gaussian_noise"));
     for (int i = 0; i < r.n; i++)
         for (int s = 0; s < SS_CORRUPT_SEVERITIES; s++) CHECK(r.acc[i][s] >= 0 && r.acc[i][s] <= 1);
+    ss_robust_result r2; /* spaces around the words are allowed */
+    CHECK_OK(ss_robustness_eval(&m, &d, 0, 0, " lighting , gaussian_noise", &r2));
+    CHECK(r2.n == 6 && r2.clean == r.clean && r2.acc[5][4] == r.acc[5][4]);
     CHECK(ss_robustness_eval(&m, &d, 0, 0, "lighting,lightning", &r) == SS_ERR_INVALID);
     CHECK_MSG(strstr(ss_errmsg(), "'lightning'") && strstr(ss_errmsg(), "lighting, background, noise, blur, digital") &&
                   strstr(ss_errmsg(), "motion_blur"),

@@ -144,6 +144,15 @@ int main(void)
     CHECK(run(NULL, "train --data missing_dir --augment crop:2,hfilp") == 1 && err_has("--augment: augment spec: unknown op 'hfilp'"));
     CHECK(run(NULL, "pretrain --method mlm --data missing_dir") == 2 && err_has("--method mlm is a text method"));
     CHECK(run(NULL, "train --text lab.tsv --no-such-flag 1") == 1 && err_has("see 'selfsup train --text x --help'"));
+    CHECK(run(&o, "train --json -h") == 0 && o && strstr(o, "usage: selfsup train") != NULL); /* -h is no value */
+    free(o);
+    CHECK(run(NULL, "train --json a --json --data missing_dir") == 1 && err_has("takes no argument 'a'"));
+    CHECK(run(NULL, "demo --text --no-such-flag 1") == 1 && err_has("see 'selfsup demo --text --help'"));
+    CHECK(run(NULL, "pretrain --knn-labels 150%% --data missing_dir") == 1 && err_has("--knn-labels: subset"));
+    CHECK(run(NULL, "probe --model missing.safetensors --val 0.1") == 1 && err_has("'probe' has no use for --val"));
+    CHECK(run(NULL, "robustness --model missing.safetensors --only 'lighting, nois'") == 1 &&
+          err_has("--only 'nois': expected a family (lighting, background, noise, blur, digital)"));
+    CHECK(run(NULL, "train --data missing_dir --out= --labels 1%%") == 1 && err_has("--out needs a value"));
     CHECK(run(&o, "bench --help") == 0 && o && strstr(o, "usage: selfsup bench") != NULL);
     free(o);
     CHECK(run(NULL, "bench step-nope") == 2 && err_has("unknown benchmark 'step-nope'"));

@@ -103,6 +103,9 @@ ss_status ss_dataset_default_test_path(const char *train_path, char *buf, size_t
 /* ------------------------------------------------------------------ */
 /* Labelled subsets and validation splits                              */
 
+/* SS_OK when spec is a valid subset spec ("P%", "K/class" or "all"), else
+ * the error ss_subset_parse_draw would give, without a data set. */
+ss_status ss_subset_check(const char *spec);
 /* Class-balanced labelled subset of d, deterministic in `seed`. spec:
  *   "P%"      P in (0,100]: P% of the labelled images, divided equally
  *             across d->nclasses (1% of 60000 = 600 = 60 per class); a
@@ -114,9 +117,6 @@ ss_status ss_dataset_default_test_path(const char *train_path, char *buf, size_t
  * are taken from one seed-derived permutation, so for one seed a smaller
  * subset is contained in a larger one. Returns sorted indices into d in a
  * malloc'd *idx (caller frees) and their count in *n. */
-/* SS_OK when spec is a valid subset spec ("P%", "K/class" or "all"), else
- * the error ss_subset_parse_draw would give, without a data set. */
-ss_status ss_subset_check(const char *spec);
 ss_status ss_subset_parse_draw(const ss_dataset *d, const char *spec, uint64_t seed,
                                int32_t **idx, int64_t *n);
 

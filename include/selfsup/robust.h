@@ -26,6 +26,10 @@ typedef struct ss_robust_result {
  * corruption or family names. */
 ss_status ss_robustness_eval(const ss_model *m, const ss_dataset *test, int64_t max_images, uint64_t seed,
                              const char *only, ss_robust_result *r);
+/* SS_OK when every comma-separated word of only (spaces around a word
+ * allowed) names a corruption or a family; else an error naming the word
+ * and listing the choices. NULL or empty: SS_OK (all). */
+ss_status ss_robust_check_only(const char *only);
 /* Mean accuracy over severities of corruption i; mean over all. */
 double ss_robust_mean(const ss_robust_result *r, int i);
 double ss_robust_mca(const ss_robust_result *r);

@@ -27,10 +27,11 @@ ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
                 memcpy(k, s + 2, kl);
                 k[kl] = '\0';
                 a->key[a->n] = k; /* leaked deliberately: lives for the process */
-                a->val[a->n] = eq + 1;
+                a->val[a->n] = eq[1] ? eq + 1 : NULL; /* "--out=": no value */
             } else {
                 a->key[a->n] = s + 2;
-                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) a->val[a->n] = argv[++i];
+                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && strcmp(argv[i + 1], "-h") != 0)
+                    a->val[a->n] = argv[++i];
                 else a->val[a->n] = NULL;
             }
             a->n++;
@@ -67,19 +68,24 @@ int args_positional(ss_args *a)
     return a->npos;
 }
 
+static int is_bool_word(const char *v)
+{
+    return !strcmp(v, "0") || !strcmp(v, "1") || !strcmp(v, "false") || !strcmp(v, "true") || !strcmp(v, "no") ||
+           !strcmp(v, "yes");
+}
+
 int args_flag(ss_args *a, const char *key)
 {
     int i = find(a, key);
     if (i < 0) return 0;
+    /* "--json step-mae": the word after a switch is a positional argument
+     * (for every copy of the switch, so that none is lost). */
+    for (int j = 0; j < a->n; j++)
+        if (!strcmp(a->key[j], key) && a->val[j] && !is_bool_word(a->val[j]) && a->npos < ARGS_MAX) {
+            a->pos[a->npos++] = a->val[j];
+            a->val[j] = NULL;
+        }
     if (!a->val[i]) return 1;
-    const char *v = a->val[i];
-    if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "false") && strcmp(v, "true") && strcmp(v, "no") &&
-        strcmp(v, "yes") && a->npos < ARGS_MAX) {
-        /* "--json step-mae": the word after a switch is a positional argument. */
-        a->pos[a->npos++] = v;
-        a->val[i] = NULL;
-        return 1;
-    }
     return strcmp(a->val[i], "0") != 0 && strcmp(a->val[i], "false") != 0 && strcmp(a->val[i], "no") != 0;
 }
 

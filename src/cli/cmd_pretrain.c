@@ -88,7 +88,8 @@ int cmd_pretrain(int argc, char **argv)
     r.warmup = 0;
     float warm = (float)args_float(&a, "warmup", -1, -1, 1000, &ok);
     run_read_flags(&r, &a, &ok);
-    static const char *const unused[] = {"model", "label-smoothing", "val", NULL}; /* no warm start, no labels */
+    /* no warm start, no labels; its monitor is --knn-every */
+    static const char *const unused[] = {"model", "label-smoothing", "val", "eval-every", NULL};
     if (ok && args_reject(&a, unused)) ok = 0;
     ss_method_opts mo;
     memset(&mo, 0, sizeof mo);
@@ -97,6 +98,12 @@ int cmd_pretrain(int argc, char **argv)
     mo.ema_base = (float)args_float(&a, "ema", 0.99, 0.5, 1, &ok);
     int knn_every = (int)args_int(&a, "knn-every", -1, 0, 100000, &ok);
     const char *knn_labels = args_str(&a, "knn-labels", NULL);
+    if (ok && knn_labels && ss_subset_check(knn_labels)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ss_errmsg());
+        ss_seterr(SS_ERR_INVALID, "--knn-labels: %s", why);
+        ok = 0;
+    }
     long ck_steps = args_int(&a, "checkpoint-every", 0, 0, 1L << 40, &ok);
     double ck_min = args_float(&a, "checkpoint-minutes", 0, 0, 1e6, &ok);
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);

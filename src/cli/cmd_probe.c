@@ -30,7 +30,7 @@ static int protocol_main(int argc, char **argv, const char *cmd)
      * split of the labelled set; its features come from the checkpoint) */
     static const char *const unused[] = {"encoder", "augment", "optimizer", "batch", "workers", "eval-every", "lr",
                                          "wd", "warmup", "label-smoothing", "clip", "resume", "check-finite",
-                                         "sync-bn", "on-nan", "max-rollbacks", "out", NULL};
+                                         "sync-bn", "on-nan", "max-rollbacks", "out", "val", NULL};
     static const char *const unused_knn[] = {"epochs", NULL};
     if (ok && (args_reject(&a, unused) || (knn && args_reject(&a, unused_knn)))) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();

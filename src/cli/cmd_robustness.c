@@ -74,6 +74,7 @@ int cmd_robustness(int argc, char **argv)
     int json = args_flag(&a, "json");
     ss_precision prec;
     if (!cli_read_precision(&a, "fp32", &prec)) ok = 0;
+    if (ok && ss_robust_check_only(only)) ok = 0; /* before anything loads */
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!model) {
         fprintf(stderr, "selfsup robustness: --model CHECKPOINT is required\n");

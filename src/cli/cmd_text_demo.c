@@ -61,6 +61,7 @@ int cmd_text_demo(int argc, char **argv)
 {
     ss_args a;
     if (ss_args_parse(&a, "demo", argc, argv)) return cli_fail();
+    a.help_args = " --text";
     if (args_flag(&a, "help")) {
         printf("usage: selfsup demo --text [--quick] [--method docbow|mlm] [--corpus PATH] [--labelled PATH]\n"
                "  [--pretrain-epochs 2] [--seed 0] [--threads 2] [--out runs/demo-text]\n"

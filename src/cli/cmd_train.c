@@ -305,12 +305,6 @@ static int train_main(int argc, char **argv, const char *cmd)
     r.wd = -1;
     int ok = 1;
     run_read_flags(&r, &a, &ok);
-    if (ok && r.resume && !r.out) {
-        ss_seterr(SS_ERR_INVALID, "--resume needs --out RUN_DIR (the run folder whose last.safetensors it continues)");
-        ok = 0;
-    }
-    if (ok && !r.out && !r.quiet)
-        fprintf(stderr, "selfsup %s: no --out RUN_DIR: the model will not be saved (only the result is printed)\n", cmd);
     /* The encoder trains at the head's rate by default: at half of it (the earlier
      * default) a pretrained convnet-s fitted the labelled set less than scratch and
      * ended under it at 10% labels on Fashion-MNIST and CIFAR-10 on every seed (0.7
@@ -343,6 +337,12 @@ static int train_main(int argc, char **argv, const char *cmd)
         strong_spec = args_str(&a, "strong-augment", NULL);
     }
     if (!ok || ss_args_finish(&a)) return cli_fail();
+    if (r.resume && !r.out) {
+        ss_seterr(SS_ERR_INVALID, "--resume needs --out RUN_DIR (the run folder whose last.safetensors it continues)");
+        return cli_fail();
+    }
+    if (!r.out && !r.quiet && ss_dist_rank() == 0)
+        fprintf(stderr, "selfsup %s: no --out RUN_DIR: the model will not be saved (only the result is printed)\n", cmd);
     if (semi && strcmp(semi, "fixmatch")) {
         fprintf(stderr, "selfsup train: --semi takes fixmatch (got '%s')\n", semi);
         return 2;

@@ -7,32 +7,42 @@
 #include "core/graph_internal.h"
 #include "selfsup/robust.h"
 
+/* The next comma-separated word of *p, spaces around it skipped: its start
+ * and length; *p moves past it. 0 at the end of the list. */
+static int next_word(const char **p, const char **w, size_t *l)
+{
+    while (**p == ' ' || **p == ',') (*p)++;
+    if (!**p) return 0;
+    const char *e = strchr(*p, ',');
+    size_t n = e ? (size_t)(e - *p) : strlen(*p);
+    *w = *p;
+    *p += n;
+    while (n && (*w)[n - 1] == ' ') n--;
+    *l = n;
+    return 1;
+}
+
+static int word_is(const char *w, size_t l, const char *name) { return l == strlen(name) && !strncmp(w, name, l); }
+
 static int selected(const ss_corruption *c, const char *only)
 {
     if (!only || !*only) return 1;
-    size_t ln = strlen(c->name), lf = strlen(c->family);
-    const char *p = only;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if ((l == ln && !strncmp(p, c->name, l)) || (l == lf && !strncmp(p, c->family, l))) return 1;
-        p += l + (e ? 1 : 0);
-    }
+    const char *p = only, *w;
+    size_t l;
+    while (next_word(&p, &w, &l))
+        if (word_is(w, l, c->name) || word_is(w, l, c->family)) return 1;
     return 0;
 }
 
-/* SS_OK when every comma-separated word of only names a corruption or a
- * family; else an error naming the word and listing both. */
-static ss_status check_only(const char *only)
+ss_status ss_robust_check_only(const char *only)
 {
-    const char *p = only;
-    while (p && *p) {
-        const char *e = strchr(p, ',');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
+    const char *p = only, *w;
+    size_t l;
+    while (p && next_word(&p, &w, &l)) {
         int hit = 0;
         for (int k = 0; k < ss_corruption_count() && !hit; k++) {
             const ss_corruption *c = ss_corruption_get(k);
-            hit = (l == strlen(c->name) && !strncmp(p, c->name, l)) || (l == strlen(c->family) && !strncmp(p, c->family, l));
+            hit = word_is(w, l, c->name) || word_is(w, l, c->family);
         }
         if (!hit) {
             char names[1024] = "", fams[256] = "";
@@ -40,15 +50,16 @@ static ss_status check_only(const char *only)
                 const ss_corruption *c = ss_corruption_get(k);
                 size_t n = strlen(names);
                 snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", c->name);
-                if (!strstr(fams, c->family)) {
+                int seen = 0;
+                for (int j = 0; j < k; j++) seen |= !strcmp(ss_corruption_get(j)->family, c->family);
+                if (!seen) {
                     n = strlen(fams);
                     snprintf(fams + n, sizeof fams - n, "%s%s", n ? ", " : "", c->family);
                 }
             }
             return ss_seterr(SS_ERR_INVALID, "robustness: --only '%.*s': expected a family (%s) or a corruption (%s)",
-                             (int)(l < 100 ? l : 100), p, fams, names);
+                             (int)(l < 100 ? l : 100), w, fams, names);
         }
-        p += l + (e ? 1 : 0);
     }
     return SS_OK;
 }
@@ -97,7 +108,7 @@ ss_status ss_robustness_eval(const ss_model *m, const ss_dataset *d, int64_t max
         return ss_seterr(SS_ERR_INVALID, "robustness: the model has no classifier head (a pretrained encoder: "
                                          "fine-tune it first, or use probe or knn)");
     if (!d->labels) return ss_seterr(SS_ERR_INVALID, "%s: robustness needs a labelled test set", d->source);
-    ss_status cs = check_only(only);
+    ss_status cs = ss_robust_check_only(only);
     if (cs) return cs;
     int64_t n = max_images > 0 && max_images < d->n ? max_images : d->n;
     int c = d->c, h = d->h, w = d->w;
