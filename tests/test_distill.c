@@ -99,6 +99,9 @@ int main(void)
         double acc = json_num(slurp(p), "test_acc");
         CHECK_MSG(acc > 0 && acc < 1 && fabs(acc * n - floor(acc * n + 0.5)) < 1e-6, "test_acc %.9f is not k/%d", acc,
                   n);
+        /* its loss curve is drawn from the steps it ran, though no epoch ended */
+        snprintf(p, sizeof p, "%s/cut/loss.png", tmp);
+        CHECK_MSG(access(p, R_OK) == 0, "no %s after 2 steps", p);
     }
     if (!small) { /* a larger test set: the monitor reads 2,000 of it, test_acc all 2,501 (k/2000 is
                    * never j/2501 between 0 and 1) */

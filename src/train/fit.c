@@ -192,6 +192,7 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
     res->hist_loss = calloc((size_t)c->epochs + 1, sizeof(double));
     res->hist_metric = calloc((size_t)c->epochs + 1, sizeof(double));
     res->hist_time = calloc((size_t)c->epochs + 1, sizeof(double));
+    double *cx = NULL, *cy = NULL; /* the loss curve: see `every` below */
     ss_graph *g = ss_graph_new();
     if (!g || !res->hist_loss || !res->hist_metric || !res->hist_time) {
         s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", c->what);
@@ -203,6 +204,12 @@ ss_status ss_fit_source(ss_model *m, const ss_batch_source *L, const ss_fit_conf
     int64_t step = st.step, start_step = st.step;
     double eval_seconds = 0;
     int injected = 0;
+    /* The loss curve (loss.png): the mean loss of every `every` steps, about
+     * 25 points per epoch, at fractional epochs, so that a short run (a few
+     * epochs, or --max-steps inside the first one) still shows its curve. */
+    const int64_t every = spe / 25 > 1 ? spe / 25 : 1;
+    double wsum = 0;
+    int64_t cn = 0, ccap = 0, wn = 0;
     if (c->on_nan == SS_ON_NAN_ROLLBACK && !c->resume && (s = save_ckpt(c, m, opt, &st, "last.safetensors")))
         goto out_g; /* something to roll back to */
 restart:
@@ -283,6 +290,24 @@ restart:
             if (h->after_step) h->after_step(h->ctx, step, (double)step / (double)total);
             sum_loss += lv;
             nb++;
+            wsum += lv;
+            if (++wn == every || b == spe - 1 || (c->max_steps && step - start_step >= c->max_steps)) {
+                if (cn == ccap) {
+                    int64_t nc = ccap ? 2 * ccap : 64;
+                    double *nx = realloc(cx, sizeof(double) * (size_t)nc), *ny = nx ? realloc(cy, sizeof(double) * (size_t)nc) : NULL;
+                    if (nx) cx = nx;
+                    if (ny) cy = ny;
+                    if (!nx || !ny) {
+                        s = ss_seterr(SS_ERR_NOMEM, "%s: out of memory", c->what);
+                        goto out_g;
+                    }
+                    ccap = nc;
+                }
+                cx[cn] = (double)epoch + (double)(b + 1) / (double)spe;
+                cy[cn++] = wsum / (double)wn;
+                wsum = 0;
+                wn = 0;
+            }
             images += batch.n * world;
             double t = now_s();
             if (t - t_print > 0.25 || b == spe - 1) {
@@ -364,16 +389,16 @@ done:
     res->steps = step - start_step;
     res->seconds = now_s() - t_start - eval_seconds;
     res->data_wait_seconds = L->wait_seconds(L->ctx) - wait0;
-    if (c->run_dir && res->nhist > 0 && rank == 0) {
-        char path[1100];
-        double *x = malloc(sizeof(double) * (size_t)res->nhist);
-        for (int i = 0; i < res->nhist; i++) x[i] = i + 1;
-        ss_series sr = {"train loss", x, res->hist_loss, res->nhist};
+    if (c->run_dir && cn > 0 && rank == 0) {
+        char path[1100], name[64];
+        snprintf(name, sizeof name, every > 1 ? "train loss (mean of %lld steps)" : "train loss", (long long)every);
+        ss_series sr = {name, cx, cy, (int)cn};
         snprintf(path, sizeof path, "%s/loss.png", c->run_dir);
         ss_plot_line_png(path, c->what ? c->what : "training loss", "epoch", "loss", &sr, 1, 640, 400);
-        free(x);
     }
 out_g:
+    free(cx);
+    free(cy);
     ss_graph_free(g);
 out_log:
     ss_jsonl_close(log);
