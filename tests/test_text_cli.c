@@ -153,6 +153,7 @@ int main(void)
     CHECK(run(NULL, "robustness --model missing.safetensors --only 'lighting, nois'") == 1 &&
           err_has("--only 'nois': expected a family (lighting, background, noise, blur, digital)"));
     CHECK(run(NULL, "train --data missing_dir --out= --labels 1%%") == 1 && err_has("--out needs a value"));
+    CHECK(run(NULL, "train --data missing_dir --encoder text-s") == 1 && err_has("text-s is the text encoder"));
     CHECK(run(&o, "bench --help") == 0 && o && strstr(o, "usage: selfsup bench") != NULL);
     free(o);
     CHECK(run(NULL, "bench step-nope") == 2 && err_has("unknown benchmark 'step-nope'"));

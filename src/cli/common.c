@@ -69,6 +69,12 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
         ss_seterr(SS_ERR_INVALID, "--labels: %s", why);
         *ok = 0;
     }
+    if (*ok && args_str(a, "encoder", NULL) && strcmp(r->encoder, "convnet-s") && strcmp(r->encoder, "vit-t") &&
+        strcmp(r->encoder, "resnet18")) {
+        ss_seterr(SS_ERR_INVALID, "--encoder '%.100s': expected convnet-s, vit-t or resnet18%s", r->encoder,
+                  strcmp(r->encoder, "text-s") ? "" : " (text-s is the text encoder: give --text)");
+        *ok = 0;
+    }
     ss_augment *aug = NULL;
     if (*ok && r->augment && ss_augment_parse(r->augment, &aug)) {
         char why[512];
