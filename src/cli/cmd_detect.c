@@ -287,8 +287,8 @@ static int detect_train(int argc, char **argv)
         printf("usage: selfsup detect train --data SCENES [--val-data SCENES] [--images DIR] [--n-train N (0 = all)]\n"
                "  [--model PRETRAINED (start from its encoder)] [--encoder convnet-s|resnet18] [--epochs 40]\n"
                "  [--batch 16] [--lr 2e-3] [--wd 1e-4] [--warmup 1] [--encoder-lr-scale 1] [--size-weight 0.1]\n"
-               "  [--no-flip] [--eval-every N] [--seed 0] [--threads 2] [--out RUN_DIR] [--resume] [--max-steps N]\n"
-               "  [--json]\n"
+               "  [--no-flip] [--eval-every N (0 = the last epoch only)] [--seed 0] [--threads 2]\n"
+               "  [--precision fp32|bf16] [--out RUN_DIR] [--resume] [--max-steps N] [--json]\n"
                "SCENES: a folder with annotations.json (+ images/) or a COCO JSON file. mAP is evaluated on\n"
                "--val-data (e.g. scenes made with 'selfsup scenes --split test').\n");
         return 0;
@@ -311,6 +311,8 @@ static int detect_train(int argc, char **argv)
     long max_steps = args_int(&a, "max-steps", 0, 0, 1L << 40, &ok);
     int resume = args_flag(&a, "resume");
     int flip = !args_flag(&a, "no-flip"), json = args_flag(&a, "json"), quiet = args_flag(&a, "quiet") || json;
+    ss_precision prec;
+    if (!cli_read_precision(&a, "fp32", &prec)) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!data) {
         fprintf(stderr, "selfsup detect train: --data SCENES is required\n");
