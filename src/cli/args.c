@@ -20,13 +20,14 @@ ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv)
             if (a->n == ARGS_MAX) return ss_seterr(SS_ERR_INVALID, "too many flags");
             const char *eq = strchr(s, '=');
             if (eq) {
-                /* "--key=value": keep the key in argv's storage by copying it. */
+                /* "--key=value": the key is copied into a's own storage */
                 size_t kl = (size_t)(eq - s - 2);
-                char *k = malloc(kl + 1);
-                if (!k) return SS_ERR_NOMEM;
+                if (kl >= sizeof a->kbuf[0])
+                    return ss_seterr(SS_ERR_INVALID, "'%.60s': no flag has so long a name", s);
+                char *k = a->kbuf[a->n];
                 memcpy(k, s + 2, kl);
                 k[kl] = '\0';
-                a->key[a->n] = k; /* leaked deliberately: lives for the process */
+                a->key[a->n] = k;
                 a->val[a->n] = eq[1] ? eq + 1 : NULL; /* "--out=": no value */
             } else {
                 a->key[a->n] = s + 2;

@@ -22,6 +22,7 @@ typedef struct ss_args {
     const char *novalue;       /* the first flag read with args_str that had no value */
     const char *cmd;
     const char *help_args;     /* between the command and --help in hints ("" or " --text x") */
+    char kbuf[ARGS_MAX][48];   /* the keys of "--key=value" flags */
 } ss_args;
 
 ss_status ss_args_parse(ss_args *a, const char *cmd, int argc, char **argv);
