@@ -133,11 +133,14 @@ int main(void)
     CHECK(run(NULL, "train --data --labels 1%%") == 1 && err_has("--data needs a value"));
     CHECK(run(NULL, "finetune --model --labels 1%%") == 1 && err_has("--model needs a value"));
     CHECK(run(NULL, "train --labels 1%% --resume") == 1 && err_has("--resume needs --out"));
-    /* flags the shared reader takes that this command has no use for */
-    CHECK(run(NULL, "probe --model missing.safetensors --lr 5") == 1 && err_has("'probe' has no use for --lr"));
-    CHECK(run(NULL, "knn --model missing.safetensors --epochs 3") == 1 && err_has("'knn' has no use for --epochs"));
+    /* flags the shared reader takes that this command does not take */
+    CHECK(run(NULL, "probe --model missing.safetensors --lr 5") == 1 && err_has("'probe' does not take --lr"));
+    CHECK(run(NULL, "knn --model missing.safetensors --epochs 3") == 1 && err_has("'knn' does not take --epochs"));
     CHECK(run(NULL, "probe --model missing.safetensors --temperature 0.1") == 1 && err_has("--temperature"));
-    CHECK(run(NULL, "pretrain --model missing.safetensors") == 1 && err_has("'pretrain' has no use for --model"));
+    CHECK(run(NULL, "pretrain --model missing.safetensors") == 1 && err_has("'pretrain' does not take --model"));
+    CHECK(run(NULL, "pretrain --labels 1%% --data missing_dir") == 1 && err_has("'pretrain' does not take --labels"));
+    CHECK(run(NULL, "finetune --model missing.safetensors --distill-temp 2") == 1 &&
+          err_has("'finetune' does not take --distill-temp"));
     /* --labels, --augment and a text method named to an image command:
      * the flag is named, and nothing has loaded yet (missing_dir) */
     CHECK(run(NULL, "train --data missing_dir --labels 150%%") == 1 && err_has("--labels: subset \"150%\""));
@@ -149,7 +152,7 @@ int main(void)
     CHECK(run(NULL, "train --json a --json --data missing_dir") == 1 && err_has("takes no argument 'a'"));
     CHECK(run(NULL, "demo --text --no-such-flag 1") == 1 && err_has("see 'selfsup demo --text --help'"));
     CHECK(run(NULL, "pretrain --knn-labels 150%% --data missing_dir") == 1 && err_has("--knn-labels: subset"));
-    CHECK(run(NULL, "probe --model missing.safetensors --val 0.1") == 1 && err_has("'probe' has no use for --val"));
+    CHECK(run(NULL, "probe --model missing.safetensors --val 0.1") == 1 && err_has("'probe' does not take --val"));
     CHECK(run(NULL, "robustness --model missing.safetensors --only 'lighting, nois'") == 1 &&
           err_has("--only 'nois': expected a family (lighting, background, noise, blur, digital)"));
     CHECK(run(NULL, "train --data missing_dir --out= --labels 1%%") == 1 && err_has("--out needs a value"));

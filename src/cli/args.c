@@ -122,16 +122,6 @@ double args_float(ss_args *a, const char *key, double def, double lo, double hi,
     return x;
 }
 
-ss_status args_reject(ss_args *a, const char *const *keys)
-{
-    for (int k = 0; keys[k]; k++)
-        for (int i = 0; i < a->n; i++)
-            if (!strcmp(a->key[i], keys[k]))
-                return ss_seterr(SS_ERR_INVALID, "'%s' has no use for --%s (see 'selfsup %s%s --help')", a->cmd, keys[k],
-                                 a->cmd, a->help_args);
-    return SS_OK;
-}
-
 ss_status ss_args_finish(ss_args *a)
 {
     if (a->novalue)

@@ -36,10 +36,6 @@ double args_float(ss_args *a, const char *key, double def, double lo, double hi,
 /* The positional arguments (a->pos[0..n-1]); without this call any is an
  * error in ss_args_finish(). */
 int args_positional(ss_args *a);
-/* Flags that a shared reader (run_read_flags) accepts but this command has no
- * use for: SS_OK when none of keys (NULL-terminated) was given, else an
- * error naming the first one, so it does not pass silently. */
-ss_status args_reject(ss_args *a, const char *const *keys);
 /* SS_OK, or an error naming the first flag that no one read. */
 ss_status ss_args_finish(ss_args *a);
 #endif

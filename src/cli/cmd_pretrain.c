@@ -87,10 +87,8 @@ int cmd_pretrain(int argc, char **argv)
     int ok = 1;
     r.warmup = 0;
     float warm = (float)args_float(&a, "warmup", -1, -1, 1000, &ok);
-    run_read_flags(&r, &a, &ok);
-    /* no warm start, no labels; its monitor is --knn-every */
-    static const char *const unused[] = {"model", "label-smoothing", "val", "eval-every", NULL};
-    if (ok && args_reject(&a, unused)) ok = 0;
+    /* no warm start (--model), no labelled training (its monitor is --knn-every) */
+    run_read_flags(&r, &a, RF_EPOCHS | RF_TRAIN, &ok);
     ss_method_opts mo;
     memset(&mo, 0, sizeof mo);
     mo.temperature = (float)args_float(&a, "temperature", 0.2, 1e-3, 10, &ok);

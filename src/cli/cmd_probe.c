@@ -22,17 +22,12 @@ static int protocol_main(int argc, char **argv, const char *cmd)
     memset(&r, 0, sizeof r);
     r.wd = 0;
     int ok = 1;
-    run_read_flags(&r, &a, &ok);
     int knn = !strcmp(cmd, "knn");
+    /* none of the training flags: the probe's weight decay is chosen on a
+     * split of the labelled set, its features come from the checkpoint, and
+     * k-NN trains nothing (no --epochs) */
+    run_read_flags(&r, &a, RF_LABELS | RF_MODEL | (knn ? 0 : RF_EPOCHS), &ok);
     float T = knn ? (float)args_float(&a, "temperature", 0.07, 1e-4, 10, &ok) : 0.07f;
-    /* the training flags run_read_flags takes for train and finetune: here
-     * they would change nothing (the probe's weight decay is chosen on a
-     * split of the labelled set; its features come from the checkpoint) */
-    static const char *const unused[] = {"encoder", "augment", "optimizer", "batch", "workers", "eval-every", "lr",
-                                         "wd", "warmup", "label-smoothing", "clip", "resume", "check-finite",
-                                         "sync-bn", "on-nan", "max-rollbacks", "out", "val", NULL};
-    static const char *const unused_knn[] = {"epochs", NULL};
-    if (ok && (args_reject(&a, unused) || (knn && args_reject(&a, unused_knn)))) ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (!r.model) {
         fprintf(stderr, "selfsup %s: --model CHECKPOINT is required (a pretrained or trained checkpoint, or "

@@ -304,7 +304,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     memset(&r, 0, sizeof r);
     r.wd = -1;
     int ok = 1;
-    run_read_flags(&r, &a, &ok);
+    run_read_flags(&r, &a, RF_LABELS | RF_MODEL | RF_EPOCHS | RF_TRAIN | RF_SUPERVISED, &ok);
     /* The encoder trains at the head's rate by default: at half of it (the earlier
      * default) a pretrained convnet-s fitted the labelled set less than scratch and
      * ended under it at 10% labels on Fashion-MNIST and CIFAR-10 on every seed (0.7
@@ -325,7 +325,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     long ck_steps = args_int(&a, "checkpoint-every", 0, 0, 1L << 40, &ok);
     double ck_min = args_float(&a, "checkpoint-minutes", 0, 0, 1e6, &ok);
     const char *distill = finetune ? NULL : args_str(&a, "distill", NULL);
-    float dtemp = (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok);
+    float dtemp = distill ? (float)args_float(&a, "distill-temp", 1.0, 0.05, 100, &ok) : 1.0f;
     const char *semi = finetune ? NULL : args_str(&a, "semi", NULL);
     float semi_tau = 0.95f, semi_w = 1.0f;
     long semi_mu = 7;

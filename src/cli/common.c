@@ -23,43 +23,54 @@ int cli_read_precision(ss_args *a, const char *def, ss_precision *out)
     return 1;
 }
 
-int run_read_flags(image_run *r, ss_args *a, int *ok)
+/* Each group of flags is read only by the commands that use it (RF_*): a
+ * flag outside the command's groups is never read, so ss_args_finish()
+ * names it ("'knn' does not take --lr"). Unread fields keep their defaults. */
+int run_read_flags(image_run *r, ss_args *a, unsigned use, int *ok)
 {
+#define STR(grp, key, def) ((use & (grp)) ? args_str(a, key, def) : (def))
+#define INT(grp, key, def, lo, hi) ((use & (grp)) ? args_int(a, key, def, lo, hi, ok) : (def))
+#define FLT(grp, key, def, lo, hi) ((use & (grp)) ? args_float(a, key, def, lo, hi, ok) : (def))
+#define FLAG(grp, key) ((use & (grp)) ? args_flag(a, key) : 0)
     r->data = args_str(a, "data", r->data ? r->data : "/usr/share/datasets/fashion-mnist");
     r->test_data = args_str(a, "test-data", r->test_data);
-    r->labels = args_str(a, "labels", r->labels ? r->labels : "100%");
-    r->encoder = args_str(a, "encoder", r->encoder ? r->encoder : "convnet-s");
-    r->out = args_str(a, "out", r->out);
-    r->model = args_str(a, "model", r->model);
-    r->augment = args_str(a, "augment", r->augment);
-    r->optimizer = args_str(a, "optimizer", r->optimizer ? r->optimizer : "adamw");
-    r->epochs = (int)args_int(a, "epochs", r->epochs, 0, 100000, ok);
-    r->batch = (int)args_int(a, "batch", r->batch ? r->batch : 64, 1, 65536, ok);
+    r->labels = STR(RF_LABELS, "labels", r->labels ? r->labels : "100%");
+    r->model = STR(RF_MODEL, "model", r->model);
+    r->encoder = STR(RF_TRAIN, "encoder", r->encoder ? r->encoder : "convnet-s");
+    r->out = STR(RF_TRAIN, "out", r->out);
+    r->augment = STR(RF_TRAIN, "augment", r->augment);
+    r->optimizer = STR(RF_TRAIN, "optimizer", r->optimizer ? r->optimizer : "adamw");
+    r->epochs = (int)INT(RF_EPOCHS, "epochs", r->epochs, 0, 100000);
+    r->batch = (int)INT(RF_TRAIN, "batch", r->batch ? r->batch : 64, 1, 65536);
     r->threads = (int)args_int(a, "threads", r->threads ? r->threads : 2, 1, 256, ok);
-    r->workers = (int)args_int(a, "workers", r->workers ? r->workers : 1, 1, 64, ok);
-    r->eval_every = (int)args_int(a, "eval-every", r->eval_every, 0, 100000, ok);
-    r->lr = (float)args_float(a, "lr", r->lr > 0 ? r->lr : 1e-3, 0, 100, ok);
-    r->wd = (float)args_float(a, "wd", r->wd >= 0 ? r->wd : 0.05, 0, 10, ok);
-    r->warmup = (float)args_float(a, "warmup", r->warmup, 0, 1000, ok);
-    r->label_smoothing = (float)args_float(a, "label-smoothing", r->label_smoothing, 0, 0.99, ok);
-    r->clip = (float)args_float(a, "clip", r->clip, 0, 1e6, ok);
-    r->val_frac = args_float(a, "val", 0, 0, 0.9, ok);
+    r->workers = (int)INT(RF_TRAIN, "workers", r->workers ? r->workers : 1, 1, 64);
+    r->eval_every = (int)INT(RF_SUPERVISED, "eval-every", r->eval_every, 0, 100000);
+    r->lr = (float)FLT(RF_TRAIN, "lr", r->lr > 0 ? r->lr : 1e-3, 0, 100);
+    r->wd = (float)FLT(RF_TRAIN, "wd", r->wd >= 0 ? r->wd : 0.05, 0, 10);
+    r->warmup = (float)FLT(RF_TRAIN, "warmup", r->warmup, 0, 1000);
+    r->label_smoothing = (float)FLT(RF_SUPERVISED, "label-smoothing", r->label_smoothing, 0, 0.99);
+    r->clip = (float)FLT(RF_TRAIN, "clip", r->clip, 0, 1e6);
+    r->val_frac = FLT(RF_SUPERVISED, "val", 0, 0, 0.9);
     r->seed = (uint64_t)args_int(a, "seed", (long)r->seed, 0, 1L << 40, ok);
     r->max_images = args_int(a, "max-images", 0, 0, 1L << 40, ok);
     r->json = args_flag(a, "json");
-    r->resume = args_flag(a, "resume");
+    r->resume = FLAG(RF_TRAIN, "resume");
     r->quiet = args_flag(a, "quiet") || r->json;
-    r->check_finite = args_flag(a, "check-finite");
-    r->sync_bn = args_flag(a, "sync-bn");
-    const char *on_nan = args_str(a, "on-nan", "stop");
+    r->check_finite = FLAG(RF_TRAIN, "check-finite");
+    r->sync_bn = FLAG(RF_TRAIN, "sync-bn");
+    const char *on_nan = STR(RF_TRAIN, "on-nan", "stop");
     if (!strcmp(on_nan, "rollback")) r->on_nan = SS_ON_NAN_ROLLBACK;
     else if (!strcmp(on_nan, "stop")) r->on_nan = SS_ON_NAN_STOP;
     else {
         ss_seterr(SS_ERR_INVALID, "--on-nan '%s': expected stop or rollback", on_nan);
         *ok = 0;
     }
-    r->max_rollbacks = (int)args_int(a, "max-rollbacks", 3, 0, 1000, ok);
-    r->debug_nan_at_step = args_int(a, "debug-nan-at-step", 0, 0, 1L << 40, ok);
+    r->max_rollbacks = (int)INT(RF_TRAIN, "max-rollbacks", 3, 0, 1000);
+    r->debug_nan_at_step = INT(RF_TRAIN, "debug-nan-at-step", 0, 0, 1L << 40);
+#undef STR
+#undef INT
+#undef FLT
+#undef FLAG
     if (!cli_read_precision(a, "fp32", &r->precision)) *ok = 0;
     /* --labels and --augment are checked now, naming the flag, not after the
      * data set has loaded */
@@ -69,7 +80,7 @@ int run_read_flags(image_run *r, ss_args *a, int *ok)
         ss_seterr(SS_ERR_INVALID, "--labels: %s", why);
         *ok = 0;
     }
-    if (*ok && args_str(a, "encoder", NULL) && strcmp(r->encoder, "convnet-s") && strcmp(r->encoder, "vit-t") &&
+    if (*ok && (use & RF_TRAIN) && args_str(a, "encoder", NULL) && strcmp(r->encoder, "convnet-s") && strcmp(r->encoder, "vit-t") &&
         strcmp(r->encoder, "resnet18")) {
         ss_seterr(SS_ERR_INVALID, "--encoder '%.100s': expected convnet-s, vit-t or resnet18%s", r->encoder,
                   strcmp(r->encoder, "text-s") ? "" : " (text-s is the text encoder: give --text)");

@@ -30,8 +30,19 @@ typedef struct image_run {
     cJSON *config; /* every setting, written to config.json and checkpoints */
 } image_run;
 
-/* Read the shared flags (defaults given by the caller in r before). */
-int run_read_flags(image_run *r, ss_args *a, int *ok);
+/* Read the shared flags (defaults given by the caller in r before): --data,
+ * --test-data, --threads, --seed, --max-images, --json, --quiet,
+ * --precision always, and each group below only when use has it; the flags
+ * of the other groups stay unread, so ss_args_finish() refuses them. */
+enum {
+    RF_MODEL = 1,      /* --model */
+    RF_EPOCHS = 2,     /* --epochs */
+    RF_TRAIN = 4,      /* the optimiser and run folder: --encoder --out --augment --optimizer --batch --workers
+                        * --lr --wd --warmup --clip --resume --check-finite --sync-bn --on-nan --max-rollbacks */
+    RF_SUPERVISED = 8, /* --eval-every --label-smoothing --val */
+    RF_LABELS = 16,    /* --labels */
+};
+int run_read_flags(image_run *r, ss_args *a, unsigned use, int *ok);
 /* Copy the NaN-policy flags into a fit config. */
 void run_fit_nan_opts(const image_run *r, ss_fit_config *fc);
 /* Load train/test data, draw the labelled subset and validation split,
