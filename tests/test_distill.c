@@ -102,6 +102,14 @@ int main(void)
         /* its loss curve is drawn from the steps it ran, though no epoch ended */
         snprintf(p, sizeof p, "%s/cut/loss.png", tmp);
         CHECK_MSG(access(p, R_OK) == 0, "no %s after 2 steps", p);
+        /* a pretraining cut inside its first epoch still draws MAE's grid */
+        snprintf(c, sizeof c,
+                 "%s pretrain --method mae --data %s --max-images %d --epochs 2 --max-steps 2 --batch 32 "
+                 "--knn-every 0 --threads 2 --quiet --out %s/maecut > /dev/null",
+                 bin, data, n, tmp);
+        CHECK_MSG(system(c) == 0, "%s", c);
+        snprintf(p, sizeof p, "%s/maecut/mae_recon_epoch001.png", tmp);
+        CHECK_MSG(access(p, R_OK) == 0, "no %s after 2 steps", p);
     }
     if (!small) { /* a larger test set: the monitor reads 2,000 of it, test_acc all 2,501 (k/2000 is
                    * never j/2501 between 0 and 1) */

@@ -105,6 +105,10 @@ typedef struct ss_fit_hooks {
     /* End of epoch, on every rank, before epoch_end (which runs on rank 0
      * only): all-reduce what epoch_end reports. Optional. */
     ss_status (*epoch_collective)(void *ctx);
+    /* The run stopped inside epoch `epoch` (max_steps), so epoch_end did not
+     * run for what it trained last: the outputs that need no whole epoch
+     * (e.g. MAE's reconstruction grid). Rank 0 only. Optional. */
+    ss_status (*stopped_mid_epoch)(void *ctx, int64_t epoch);
 } ss_fit_hooks;
 
 typedef struct ss_fit_config {

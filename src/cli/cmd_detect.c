@@ -433,7 +433,7 @@ static int detect_train(int argc, char **argv)
     dc.epochs = epochs;
     dc.k = 100;
     dc.seed = seed;
-    ss_fit_hooks h = {&dc, det_loss, NULL, det_epoch_end, NULL, NULL};
+    ss_fit_hooks h = {&dc, det_loss, NULL, det_epoch_end, NULL, NULL, NULL};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     cJSON *o = cJSON_CreateObject();

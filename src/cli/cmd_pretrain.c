@@ -32,6 +32,14 @@ static void pre_after(void *ctx, int64_t step, double progress)
     if (p->meth->after_step) p->meth->after_step(p->state, p->m, progress);
 }
 
+/* --max-steps inside an epoch: the method's images (MAE's grid) for the
+ * epoch it stopped in; the k-NN monitor keeps to whole epochs */
+static ss_status pre_stopped(void *ctx, int64_t epoch)
+{
+    pre_ctx *p = ctx;
+    return p->meth->epoch_end ? p->meth->epoch_end(p->state, p->m, &p->r->test, p->r->out, epoch) : SS_OK;
+}
+
 static ss_status pre_epoch_end(void *ctx, int64_t epoch, double *metric)
 {
     pre_ctx *p = ctx;
@@ -192,7 +200,7 @@ int cmd_pretrain(int argc, char **argv)
         m.extra_prefix = "target.";
     }
     pre_ctx pc = {meth, state, &m, &r, knn_every, r.epochs, NAN};
-    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end, NULL, NULL};
+    ss_fit_hooks h = {&pc, pre_loss, pre_after, pre_epoch_end, NULL, NULL, pre_stopped};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     cJSON *o = cJSON_CreateObject();

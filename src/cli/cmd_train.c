@@ -585,7 +585,7 @@ static int train_main(int argc, char **argv, const char *cmd)
         for (int i = 0; i < ss_params_count(m.p); i++) base_scale[i] = ss_params_lr_scale(m.p, i);
         sc.base_scale = base_scale;
     }
-    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step, sup_epoch_collective};
+    ss_fit_hooks h = {&sc, sup_loss, NULL, sup_epoch_end, sup_before_step, sup_epoch_collective, NULL};
     ss_fit_result res;
     if ((s = ss_fit(&m, L, &fc, &h, &res))) goto fail;
     double test_acc = sc.last_acc;

@@ -463,21 +463,24 @@ static int legend_pass(dc *d, const frame *f, const char *const *names, int n, d
  * or the last above the plot's bottom) cut with "..." if it still does not
  * fit. When some names would not start above the bottom, the last line says
  * how many are left out ("+3 more", or "+3" in a narrow legend) instead of dropping them silently. */
+static int count_named(const char *const *names, int from, int n)
+{
+    int k = 0;
+    for (int i = from; i < n; i++) k += names[i] && *names[i];
+    return k;
+}
+
 static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
 {
     if (!f->legend_chars) return;
-    int sc = f->sc, left = 0, shown;
+    int sc = f->sc;
     double y;
-    shown = legend_pass(NULL, f, names, n, f->y1, &y);
-    for (int i = shown; i < n; i++) left += names[i] && *names[i];
-    if (!left) {
+    if (!count_named(names, legend_pass(NULL, f, names, n, f->y1, &y), n)) {
         legend_pass(d, f, names, n, f->y1, &y);
         return;
     }
     /* Again with the last line kept for the count of the names left out. */
-    shown = legend_pass(d, f, names, n, f->y1 - 12 * sc, &y);
-    left = 0;
-    for (int i = shown; i < n; i++) left += names[i] && *names[i];
+    int left = count_named(names, legend_pass(d, f, names, n, f->y1 - 12 * sc, &y), n);
     char t[32], u[32];
     snprintf(t, sizeof t, "+%d more", left);
     if ((int)strlen(t) > f->legend_chars) snprintf(t, sizeof t, "+%d", left); /* a narrow legend */

@@ -232,7 +232,7 @@ static ss_status fit_pretext(ss_model *m, ss_text_batcher *tb, const ss_text_run
                          (long long)ss_text_batcher_sequences(tb), items, o->batch);
     ss_batch_source src = ss_text_batcher_source(tb);
     ss_fit_config fc = fit_config(o, what);
-    ss_fit_hooks h = {ctx, loss, NULL, NULL, NULL, NULL};
+    ss_fit_hooks h = {ctx, loss, NULL, NULL, NULL, NULL, NULL};
     return ss_fit_source(m, &src, &fc, &h, res);
 }
 
@@ -582,7 +582,7 @@ ss_status ss_text_train_classifier(ss_model *m, const ss_tokenizer *tok, const s
     if (s) return s;
     ss_batch_source src = ss_text_batcher_source(c.tb);
     ss_fit_config fc = fit_config(o, "train");
-    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL, NULL};
+    ss_fit_hooks h = {&c, cls_step_loss, NULL, cls_epoch_end, NULL, NULL, NULL};
     s = ss_fit_source(m, &src, &fc, &h, res);
     ss_text_batcher_free(c.tb);
     if (!s && isnan(c.last_acc) && res->steps > 0) /* stopped early (max_steps): evaluate now */
