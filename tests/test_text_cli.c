@@ -138,7 +138,10 @@ int main(void)
     CHECK(run(NULL, "knn --model missing.safetensors --epochs 3") == 1 && err_has("'knn' does not take --epochs"));
     CHECK(run(NULL, "probe --model missing.safetensors --temperature 0.1") == 1 && err_has("--temperature"));
     CHECK(run(NULL, "pretrain --model missing.safetensors") == 1 && err_has("'pretrain' does not take --model"));
-    CHECK(run(NULL, "pretrain --labels 1%% --data missing_dir") == 1 && err_has("'pretrain' does not take --labels"));
+    CHECK(run(NULL, "pretrain --labels 1%% --data missing_dir") == 1 && err_has("--knn-labels picks"));
+    CHECK(run(NULL, "train --distill-temp 2 --data missing_dir") == 1 && err_has("--distill-temp goes with --distill"));
+    CHECK(run(NULL, "train --layer-decay 0.5 --data missing_dir") == 1 && err_has("--layer-decay goes with --model"));
+    CHECK(run(NULL, "train --semi-ratio 3 --data missing_dir") == 1 && err_has("--semi-ratio goes with --semi"));
     CHECK(run(NULL, "finetune --model missing.safetensors --distill-temp 2") == 1 &&
           err_has("'finetune' does not take --distill-temp"));
     /* --labels, --augment and a text method named to an image command:

@@ -122,6 +122,20 @@ double args_float(ss_args *a, const char *key, double def, double lo, double hi,
     return x;
 }
 
+int args_has(const ss_args *a, const char *key)
+{
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->key[i], key)) return 1;
+    return 0;
+}
+
+ss_status args_needs(ss_args *a, const char *key, const char *with)
+{
+    if (!args_has(a, key)) return SS_OK;
+    return ss_seterr(SS_ERR_INVALID, "--%s goes with --%s (see 'selfsup %s%s --help')", key, with, a->cmd,
+                     a->help_args);
+}
+
 ss_status ss_args_finish(ss_args *a)
 {
     if (a->novalue)

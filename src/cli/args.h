@@ -36,6 +36,11 @@ double args_float(ss_args *a, const char *key, double def, double lo, double hi,
 /* The positional arguments (a->pos[0..n-1]); without this call any is an
  * error in ss_args_finish(). */
 int args_positional(ss_args *a);
+/* Whether --key was given (without reading it). */
+int args_has(const ss_args *a, const char *key);
+/* --key given where it only means something with --with: an error saying so
+ * (SS_OK when --key is absent). For the caller to use when --with is absent. */
+ss_status args_needs(ss_args *a, const char *key, const char *with);
 /* SS_OK, or an error naming the first flag that no one read. */
 ss_status ss_args_finish(ss_args *a);
 #endif

@@ -70,7 +70,8 @@ int cmd_pretrain(int argc, char **argv)
                "  [--knn-every N (0 = off)] [--knn-labels 10%%] [--seed 0] [--threads 2] [--precision fp32|bf16] [--workers 1]\n"
                "  [--out RUN_DIR (default runs/pretrain)] [--resume] [--max-steps N] [--quiet] [--checkpoint-every STEPS] [--checkpoint-minutes M] [--json]\n"
                "  [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
-               "  [--on-nan stop|rollback] [--max-rollbacks 3] [--check-finite]\n"
+               "  [--on-nan stop|rollback] [--max-rollbacks 3] [--check-finite] [--clip NORM]\n"
+               "  [--test-data PATH (the k-NN monitor's test split; default: found beside --data)] [--max-images N]\n"
                "Defaults per method are printed into RUN_DIR/config.json.\n");
         return 0;
     }
@@ -97,6 +98,11 @@ int cmd_pretrain(int argc, char **argv)
     float warm = (float)args_float(&a, "warmup", -1, -1, 1000, &ok);
     /* no warm start (--model), no labelled training (its monitor is --knn-every) */
     run_read_flags(&r, &a, RF_EPOCHS | RF_TRAIN, &ok);
+    if (ok && args_has(&a, "labels")) {
+        ss_seterr(SS_ERR_INVALID, "'pretrain' learns without labels: --labels has no use here (--knn-labels picks the "
+                                  "labelled subset of the optional k-NN monitor)");
+        ok = 0;
+    }
     ss_method_opts mo;
     memset(&mo, 0, sizeof mo);
     mo.temperature = (float)args_float(&a, "temperature", 0.2, 1e-3, 10, &ok);

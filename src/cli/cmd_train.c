@@ -289,9 +289,10 @@ static int train_main(int argc, char **argv, const char *cmd)
                "  [--check-finite] [--max-images N] [--sync-bn (mpirun: batch norm over all ranks; --batch is per rank)]\n"
                "  [--checkpoint-every STEPS] [--checkpoint-minutes M] [--on-nan stop|rollback] [--max-rollbacks 3]%s\n",
                cmd, finetune ? " --model PRETRAINED" : "",
-               finetune ? "\n  [--encoder-lr-scale 1] [--layer-decay 0.75 (vit)] [--freeze-encoder]\n"
+               finetune ? "\n  [--encoder-lr-scale 1] [--layer-decay 0.75 (vit)] [--freeze-encoder] [--aux rotation:0.5]\n"
                           "  [--lp-epochs N: train the head alone on the frozen encoder for N epochs, then fine-tune all]"
-                        : "\n  [--model CHECKPOINT: start from its encoder] [--aux rotation:0.5]\n"
+                        : "\n  [--model CHECKPOINT: start from its encoder; with it --encoder-lr-scale 1, --layer-decay 0.75\n"
+                          "   (vit), --freeze-encoder] [--aux rotation:0.5]\n"
                           "  [--distill TEACHER [--distill-temp 1]: train on every training image against the\n"
                           "   teacher's predictions (labelled images keep their labels)]\n"
                           "  [--semi fixmatch: labelled images plus pseudo-labels on every other training image, from\n"
@@ -310,9 +311,10 @@ static int train_main(int argc, char **argv, const char *cmd)
      * ended under it at 10% labels on Fashion-MNIST and CIFAR-10 on every seed (0.7
      * and 0.9 points on the mean; docs/RESULTS.md); ViT keeps lower rates for lower
      * layers through --layer-decay. */
-    float enc_scale = (float)args_float(&a, "encoder-lr-scale", 1.0, 0, 10, &ok);
-    float layer_decay = (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok);
-    int freeze = args_flag(&a, "freeze-encoder");
+    /* the encoder's rates apply to a loaded encoder (finetune, train --model) */
+    float enc_scale = r.model ? (float)args_float(&a, "encoder-lr-scale", 1.0, 0, 10, &ok) : 1.0f;
+    float layer_decay = r.model ? (float)args_float(&a, "layer-decay", 0.75, 0.01, 1, &ok) : 0.75f;
+    int freeze = r.model ? args_flag(&a, "freeze-encoder") : 0;
     double lp_epochs = finetune ? args_float(&a, "lp-epochs", 0, 0, 1e6, &ok) : 0;
     const char *aux_spec = args_str(&a, "aux", NULL);
     /* The per-epoch monitor reads 2,000 test images spread over the set by
@@ -336,6 +338,16 @@ static int train_main(int argc, char **argv, const char *cmd)
         semi_mu = args_int(&a, "semi-ratio", 7, 1, 1000, &ok);
         strong_spec = args_str(&a, "strong-augment", NULL);
     }
+    /* flags that belong to another one: said so, not "does not take" */
+    if (ok && !r.model &&
+        (args_needs(&a, "encoder-lr-scale", "model") || args_needs(&a, "layer-decay", "model") ||
+         args_needs(&a, "freeze-encoder", "model")))
+        ok = 0;
+    if (ok && !finetune && !distill && args_needs(&a, "distill-temp", "distill")) ok = 0;
+    if (ok && !finetune && !semi &&
+        (args_needs(&a, "semi-threshold", "semi") || args_needs(&a, "semi-weight", "semi") ||
+         args_needs(&a, "semi-ratio", "semi") || args_needs(&a, "strong-augment", "semi")))
+        ok = 0;
     if (!ok || ss_args_finish(&a)) return cli_fail();
     if (r.resume && !r.out) {
         ss_seterr(SS_ERR_INVALID, "--resume needs --out RUN_DIR (the run folder whose last.safetensors it continues)");
@@ -429,6 +441,12 @@ static int train_main(int argc, char **argv, const char *cmd)
     char *kind_from_ckpt = NULL;
     if (r.model) {
         kind_from_ckpt = ss_checkpoint_meta(r.model, "encoder");
+        if (kind_from_ckpt && args_has(&a, "encoder") && strcmp(r.encoder, kind_from_ckpt)) {
+            ss_seterr(SS_ERR_INVALID, "--encoder %s: %s holds a %s encoder (the encoder comes from --model; leave "
+                      "--encoder out)", r.encoder, r.model, kind_from_ckpt);
+            free(kind_from_ckpt);
+            kind_from_ckpt = NULL;
+        }
         if (!kind_from_ckpt) {
             run_free(&r);
             ss_augment_free(aug);

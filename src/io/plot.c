@@ -458,11 +458,6 @@ static int legend_pass(dc *d, const frame *f, const char *const *names, int n, d
     return i;
 }
 
-/* Legend to the right of the plot: swatch + name per entry; a name longer
- * than the legend is wide goes on up to three lines, the last one (the third,
- * or the last above the plot's bottom) cut with "..." if it still does not
- * fit. When some names would not start above the bottom, the last line says
- * how many are left out ("+3 more", or "+3" in a narrow legend) instead of dropping them silently. */
 static int count_named(const char *const *names, int from, int n)
 {
     int k = 0;
@@ -470,6 +465,11 @@ static int count_named(const char *const *names, int from, int n)
     return k;
 }
 
+/* Legend to the right of the plot: swatch + name per entry; a name longer
+ * than the legend is wide goes on up to three lines, the last one (the third,
+ * or the last above the plot's bottom) cut with "..." if it still does not
+ * fit. When some names would not start above the bottom, the last line says
+ * how many are left out ("+3 more", or "+3" in a narrow legend) instead of dropping them silently. */
 static void draw_legend(dc *d, const frame *f, const char *const *names, int n)
 {
     if (!f->legend_chars) return;

@@ -224,9 +224,11 @@ restart:
                     if ((s = save_ckpt(c, m, opt, &st, "last.safetensors"))) goto out_g;
                 }
                 if (nb) res->final_loss = sum_loss / nb; /* the steps of this epoch so far */
-                if (h->stopped_mid_epoch && rank == 0 && step > start_step && st.batch != 0 &&
-                    (s = h->stopped_mid_epoch(h->ctx, epoch)))
-                    goto out_g;
+                if (h->stopped_mid_epoch && rank == 0 && step > start_step && st.batch != 0) {
+                    double t_hook = now_s(); /* not training time, like epoch_end's */
+                    if ((s = h->stopped_mid_epoch(h->ctx, epoch))) goto out_g;
+                    eval_seconds += now_s() - t_hook;
+                }
                 goto done;
             }
             ss_batch batch;
