@@ -227,6 +227,15 @@ int main(void)
         snprintf(p, sizeof p, "%s/enc.err", tmp);
         const char *e = slurp(p);
         CHECK_MSG(e && strstr(e, "holds a convnet-s encoder"), "%s", e ? e : "(no stderr)");
+        /* ... and refused before any data loads: with a data folder that does
+         * not exist, the encoder is still what the error names */
+        snprintf(c, sizeof c, "%s finetune --data %s/no-such-data --labels 1/class --quiet --encoder vit-t "
+                 "--model %s/teacher/last.safetensors 2> %s/enc2.err", bin, tmp, tmp, tmp);
+        CHECK(WEXITSTATUS(system(c)) == 1);
+        snprintf(p, sizeof p, "%s/enc2.err", tmp);
+        const char *e2 = slurp(p);
+        CHECK_MSG(e2 && strstr(e2, "holds a convnet-s encoder") && !strstr(e2, "no-such-data"), "%s",
+                  e2 ? e2 : "(no stderr)");
     }
 
     /* finetune --lp-epochs: the encoder stays frozen for those epochs (its

@@ -371,7 +371,25 @@ static int train_main(int argc, char **argv, const char *cmd)
         fprintf(stderr, "selfsup finetune: --model PRETRAINED_CHECKPOINT is required\n");
         return 2;
     }
+    /* The encoder comes from --model: read its kind before any data loads,
+     * so a contradicting --encoder is refused at once. */
+    char *kind_from_ckpt = NULL;
+    if (r.model) {
+        kind_from_ckpt = ss_checkpoint_meta(r.model, "encoder");
+        if (kind_from_ckpt && args_has(&a, "encoder") && strcmp(r.encoder, kind_from_ckpt)) {
+            ss_seterr(SS_ERR_INVALID, "--encoder %s: %s holds a %s encoder (the encoder comes from --model; leave "
+                      "--encoder out)", r.encoder, r.model, kind_from_ckpt);
+            free(kind_from_ckpt);
+            kind_from_ckpt = NULL;
+        }
+        if (!kind_from_ckpt) {
+            run_free(&r);
+            return cli_fail();
+        }
+        r.encoder = kind_from_ckpt;
+    }
     if (run_load_data(&r, 1)) {
+        free(kind_from_ckpt);
         run_free(&r);
         return cli_fail();
     }
@@ -379,6 +397,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     int32_t *eval_idx = NULL; /* --eval-images: an even spread over the test set */
     float *base_scale = NULL;  /* --lp-epochs: the encoder's learning-rate scales after the ramp */
     if (distill && make_soft_targets(&r, distill, dtemp, &soft)) {
+        free(kind_from_ckpt);
         run_free(&r);
         return cli_fail();
     }
@@ -387,6 +406,7 @@ static int train_main(int argc, char **argv, const char *cmd)
     if (!r.eval_every) r.eval_every = r.epochs > 20 ? r.epochs / 20 : 1;
     ss_augment *aug = NULL;
     if (strcmp(r.augment, "none") && ss_augment_parse(r.augment, &aug)) {
+        free(kind_from_ckpt);
         run_free(&r);
         return cli_fail();
     }
@@ -404,6 +424,7 @@ static int train_main(int argc, char **argv, const char *cmd)
                                                                           : "crop:4,hflip,jitter:0.4:0.4:0.4@0.8,erase:0.5");
         if (ss_augment_parse(strong_spec, &strong)) {
             ss_augment_free(aug);
+            free(kind_from_ckpt);
             run_free(&r);
             return cli_fail();
         }
@@ -433,31 +454,12 @@ static int train_main(int argc, char **argv, const char *cmd)
             free(is_lab);
             ss_augment_free(strong);
             ss_augment_free(aug);
+            free(kind_from_ckpt);
             run_free(&r);
             return pool ? 2 : 1;
         }
     }
     ss_encoder_config ec = {.kind = r.encoder, .in_chans = r.train.c, .img_size = r.train.h};
-    char *kind_from_ckpt = NULL;
-    if (r.model) {
-        kind_from_ckpt = ss_checkpoint_meta(r.model, "encoder");
-        if (kind_from_ckpt && args_has(&a, "encoder") && strcmp(r.encoder, kind_from_ckpt)) {
-            ss_seterr(SS_ERR_INVALID, "--encoder %s: %s holds a %s encoder (the encoder comes from --model; leave "
-                      "--encoder out)", r.encoder, r.model, kind_from_ckpt);
-            free(kind_from_ckpt);
-            kind_from_ckpt = NULL;
-        }
-        if (!kind_from_ckpt) {
-            run_free(&r);
-            ss_augment_free(aug);
-            ss_augment_free(strong);
-            free(is_lab);
-            free(pool);
-            return cli_fail();
-        }
-        ec.kind = kind_from_ckpt;
-        r.encoder = kind_from_ckpt;
-    }
     ss_model m;
     ss_status s = ss_model_create(&m, &ec, r.train.nclasses);
     ss_aux *aux = NULL;
