@@ -236,6 +236,23 @@ int main(void)
         const char *e2 = slurp(p);
         CHECK_MSG(e2 && strstr(e2, "holds a convnet-s encoder") && !strstr(e2, "no-such-data"), "%s",
                   e2 ? e2 : "(no stderr)");
+        /* a safetensors file without selfsup's metadata (another program's):
+         * the error names the file and the missing key */
+        char foreign[600];
+        snprintf(foreign, sizeof foreign, "%s/foreign.safetensors", tmp);
+        float fw[4] = {1, 2, 3, 4};
+        ss_st_writer *fwr = ss_st_writer_new();
+        CHECK(fwr != NULL);
+        CHECK_OK(ss_st_writer_add(fwr, "encoder.stem.weight", SS_DT_F32, 1, (int64_t[]){4}, fw));
+        CHECK_OK(ss_st_writer_save(fwr, foreign));
+        ss_st_writer_free(fwr);
+        snprintf(c, sizeof c, "%s finetune --data %s --max-images 64 --labels 1/class --quiet --model %s 2> %s/foreign.err",
+                 bin, data, foreign, tmp);
+        CHECK(WEXITSTATUS(system(c)) == 1);
+        snprintf(p, sizeof p, "%s/foreign.err", tmp);
+        const char *fe = slurp(p);
+        CHECK_MSG(fe && strstr(fe, "foreign.safetensors: no 'encoder' in its safetensors metadata"), "%s",
+                  fe ? fe : "(no stderr)");
     }
 
     /* finetune --lp-epochs: the encoder stays frozen for those epochs (its

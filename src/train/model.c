@@ -194,6 +194,10 @@ char *ss_checkpoint_meta(const char *path, const char *key)
     const char *v = ss_st_meta(st, key);
     char *r = v ? strdup(v) : NULL;
     ss_st_close(st);
+    if (!v) /* the caller decides whether that is an error; this says what was missing */
+        ss_seterr(SS_ERR_FORMAT, "%s: no '%s' in its safetensors metadata (selfsup writes it into every checkpoint; "
+                  "was the file written by another program?)", path, key);
+    else if (!r) ss_seterr(SS_ERR_NOMEM, "%s: out of memory", path);
     return r;
 }
 
