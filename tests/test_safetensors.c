@@ -6,6 +6,8 @@
 
 #include "selfsup/fileio.h"
 #include "selfsup/safetensors.h"
+#include "selfsup/textrun.h"
+#include "selfsup/train.h"
 #include "testutil.h"
 
 static char tmpdir[256];
@@ -419,6 +421,44 @@ static void test_save_errors(void)
     ss_st_writer_free(w);
 }
 
+/* ss_checkpoint_meta: a value, or NULL with the message and the code of
+ * what went wrong (a file another program wrote has no selfsup metadata). */
+static void test_checkpoint_meta(void)
+{
+    float w[2] = {1, 2};
+    ss_st_writer *wr = ss_st_writer_new();
+    CHECK_OK(ss_st_writer_add(wr, "x", SS_DT_F32, 1, (int64_t[]){2}, w));
+    CHECK_OK(ss_st_writer_meta(wr, "encoder", "convnet-s"));
+    CHECK_OK(ss_st_writer_save(wr, tpath("meta.safetensors")));
+    ss_st_writer_free(wr);
+    wr = ss_st_writer_new();
+    CHECK_OK(ss_st_writer_add(wr, "x", SS_DT_F32, 1, (int64_t[]){2}, w));
+    CHECK_OK(ss_st_writer_save(wr, tpath("nometa.safetensors")));
+    ss_st_writer_free(wr);
+
+    ss_clearerr();
+    CHECK(ss_errcode() == SS_OK && ss_errmsg()[0] == '\0');
+    char *v = ss_checkpoint_meta(tpath("meta.safetensors"), "encoder");
+    CHECK(v && !strcmp(v, "convnet-s"));
+    free(v);
+    CHECK(ss_errcode() == SS_OK);
+
+    CHECK(ss_checkpoint_meta(tpath("nometa.safetensors"), "encoder") == NULL);
+    CHECK(ss_errcode() == SS_ERR_FORMAT);
+    CHECK_MSG(strstr(ss_errmsg(), "nometa.safetensors: no 'encoder' in its safetensors metadata") != NULL, "%s",
+              ss_errmsg());
+    /* the text side's reader passes the code on, not a guess */
+    ss_tokenizer *tok = NULL;
+    CHECK(ss_text_checkpoint_tokenizer(tpath("nometa.safetensors"), &tok, NULL) == SS_ERR_FORMAT);
+    CHECK(tok == NULL);
+
+    ss_clearerr();
+    CHECK(ss_checkpoint_meta(tpath("absent.safetensors"), "encoder") == NULL);
+    CHECK(ss_errcode() != SS_OK && ss_errcode() != SS_ERR_FORMAT);
+    CHECK(ss_text_checkpoint_tokenizer(tpath("absent.safetensors"), &tok, NULL) == ss_errcode());
+    CHECK_MSG(strstr(ss_errmsg(), "absent.safetensors") != NULL, "%s", ss_errmsg());
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "test_safetensors_tmp_XXXXXX");
@@ -431,6 +471,7 @@ int main(void)
     test_validation();
     test_many();
     test_save_errors();
+    test_checkpoint_meta();
     /* Clean up the scratch folder. */
     DIR *d = opendir(tmpdir);
     struct dirent *de;

@@ -40,6 +40,10 @@ ss_status ss_seterr(ss_status code, const char *fmt, ...)
 #endif
     ;
 
+/* The code of the thread's last error (SS_OK when none): for a function
+ * that reports failure as NULL, such as ss_checkpoint_meta. */
+ss_status ss_errcode(void);
+
 /* Clear the thread's last error. */
 void ss_clearerr(void);
 

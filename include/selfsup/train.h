@@ -86,9 +86,10 @@ ss_status ss_checkpoint_load_model(const char *path, ss_model *m, ss_register_fn
  * in m (a head the run had and this model lacks) is SS_ERR_FORMAT naming it. */
 ss_status ss_checkpoint_load_into(const char *path, ss_model *m, const char *prefix_only, int allow_missing,
                                   ss_optimizer *opt, ss_train_state *st);
-/* Metadata value of a checkpoint (malloc'd), or NULL with the error set:
- * the file cannot be read, or it has no such key (say, a safetensors file
- * written by another program). */
+/* Metadata value of a checkpoint (malloc'd), or NULL with the error set
+ * (ss_errmsg, ss_errcode): the file cannot be read or is not safetensors,
+ * or it has no such key, SS_ERR_FORMAT (say, a safetensors file written by
+ * another program). */
 char *ss_checkpoint_meta(const char *path, const char *key);
 
 /* ---- the training loop ------------------------------------------------------------ */

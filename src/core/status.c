@@ -5,10 +5,17 @@
 #include <stdio.h>
 
 static _Thread_local char ss_err_buf[1024];
+static _Thread_local ss_status ss_err_code;
 
 const char *ss_errmsg(void) { return ss_err_buf; }
 
-void ss_clearerr(void) { ss_err_buf[0] = '\0'; }
+ss_status ss_errcode(void) { return ss_err_code; }
+
+void ss_clearerr(void)
+{
+    ss_err_buf[0] = '\0';
+    ss_err_code = SS_OK;
+}
 
 ss_status ss_seterr(ss_status code, const char *fmt, ...)
 {
@@ -16,6 +23,7 @@ ss_status ss_seterr(ss_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ss_err_buf, sizeof ss_err_buf, fmt, ap);
     va_end(ap);
+    ss_err_code = code;
     return code;
 }
 

@@ -69,7 +69,8 @@ ss_status ss_text_checkpoint_tokenizer(const char *path, ss_tokenizer **tok, int
 {
     *tok = NULL;
     char *kind = ss_checkpoint_meta(path, "encoder");
-    if (!kind) return ss_errmsg()[0] ? SS_ERR_IO : ss_seterr(SS_ERR_FORMAT, "%s: not a selfsup checkpoint", path);
+    if (!kind) /* unreadable (I/O) or no 'encoder' key (format): ss_checkpoint_meta said which */
+        return ss_errcode() != SS_OK ? ss_errcode() : SS_ERR_IO;
     int is_text = !strcmp(kind, "text-s");
     free(kind);
     if (!is_text) return ss_seterr(SS_ERR_INVALID, "%s: not a text model (its encoder is not text-s)", path);
