@@ -28,6 +28,20 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* Runs cmd (a shell command line without redirection); it must exit 1
+ * with stderr holding `want` and, when given, not `absent`. */
+static void fails_with(const char *cmd, const char *tmp, const char *want, const char *absent)
+{
+    char c[2600], p[400];
+    snprintf(p, sizeof p, "%s/fails_with.err", tmp);
+    snprintf(c, sizeof c, "%s 2> %s", cmd, p);
+    int rc = system(c);
+    CHECK_MSG(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s: exit %d, expected 1", cmd, WEXITSTATUS(rc));
+    const char *e = slurp(p);
+    CHECK_MSG(e && strstr(e, want) && !(absent && strstr(e, absent)), "%s: stderr was: %s", cmd,
+              e ? e : "(none)");
+}
+
 /* How many encoder weight tensors (not BN running statistics) differ
  * between two checkpoints; -1 when one cannot be read. */
 static int encoder_weights_changed(const char *a, const char *b)
@@ -214,28 +228,19 @@ int main(void)
         snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi fixmatch "
                  "--label-smoothing 0.1 2> /dev/null", bin, data);
         CHECK(WEXITSTATUS(system(c)) == 2);
-        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi-threshold 0.5 "
-                 "2> %s/semi.err", bin, data, tmp); /* a --semi flag without --semi: an error that names --semi */
-        CHECK(WEXITSTATUS(system(c)) == 1);
-        snprintf(p, sizeof p, "%s/semi.err", tmp);
-        const char *se = slurp(p);
-        CHECK_MSG(se && strstr(se, "--semi-threshold goes with --semi"), "%s", se ? se : "(no stderr)");
+        /* a --semi flag without --semi: an error that names --semi */
+        snprintf(c, sizeof c, "%s train --data %s --max-images 64 --labels 1/class --quiet --semi-threshold 0.5", bin,
+                 data);
+        fails_with(c, tmp, "--semi-threshold goes with --semi", NULL);
         /* --encoder against a checkpoint that holds another encoder: refused, not silently replaced */
         snprintf(c, sizeof c, "%s finetune --data %s --max-images 64 --labels 1/class --quiet --encoder vit-t "
-                 "--model %s/teacher/last.safetensors 2> %s/enc.err", bin, data, tmp, tmp);
-        CHECK(WEXITSTATUS(system(c)) == 1);
-        snprintf(p, sizeof p, "%s/enc.err", tmp);
-        const char *e = slurp(p);
-        CHECK_MSG(e && strstr(e, "holds a convnet-s encoder"), "%s", e ? e : "(no stderr)");
+                 "--model %s/teacher/last.safetensors", bin, data, tmp);
+        fails_with(c, tmp, "holds a convnet-s encoder", NULL);
         /* ... and refused before any data loads: with a data folder that does
          * not exist, the encoder is still what the error names */
         snprintf(c, sizeof c, "%s finetune --data %s/no-such-data --labels 1/class --quiet --encoder vit-t "
-                 "--model %s/teacher/last.safetensors 2> %s/enc2.err", bin, tmp, tmp, tmp);
-        CHECK(WEXITSTATUS(system(c)) == 1);
-        snprintf(p, sizeof p, "%s/enc2.err", tmp);
-        const char *e2 = slurp(p);
-        CHECK_MSG(e2 && strstr(e2, "holds a convnet-s encoder") && !strstr(e2, "no-such-data"), "%s",
-                  e2 ? e2 : "(no stderr)");
+                 "--model %s/teacher/last.safetensors", bin, tmp, tmp);
+        fails_with(c, tmp, "holds a convnet-s encoder", "no-such-data");
         /* a safetensors file without selfsup's metadata (another program's):
          * the error names the file and the missing key */
         char foreign[600];
@@ -246,13 +251,9 @@ int main(void)
         CHECK_OK(ss_st_writer_add(fwr, "encoder.stem.weight", SS_DT_F32, 1, (int64_t[]){4}, fw));
         CHECK_OK(ss_st_writer_save(fwr, foreign));
         ss_st_writer_free(fwr);
-        snprintf(c, sizeof c, "%s finetune --data %s --max-images 64 --labels 1/class --quiet --model %s 2> %s/foreign.err",
-                 bin, data, foreign, tmp);
-        CHECK(WEXITSTATUS(system(c)) == 1);
-        snprintf(p, sizeof p, "%s/foreign.err", tmp);
-        const char *fe = slurp(p);
-        CHECK_MSG(fe && strstr(fe, "foreign.safetensors: no 'encoder' in its safetensors metadata"), "%s",
-                  fe ? fe : "(no stderr)");
+        snprintf(c, sizeof c, "%s finetune --data %s --max-images 64 --labels 1/class --quiet --model %s", bin, data,
+                 foreign);
+        fails_with(c, tmp, "foreign.safetensors: no 'encoder' in its safetensors metadata", NULL);
     }
 
     /* finetune --lp-epochs: the encoder stays frozen for those epochs (its
