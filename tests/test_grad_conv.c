@@ -192,16 +192,56 @@ static void test_conv_vs_ref(void)
     conv_vs_ref(&many7, 8 * 9 * 16 * 2);
 }
 
+/* Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, >= 8 channels each way; the
+ * forward pass and dx) against the reference, and the same cases with it
+ * switched off (im2col). The shapes cover odd planes (a last tile with one
+ * output row or column), planes wider than 16 (two 8-tile vectors per tile
+ * row), output channels that fill the product kernel's 6-row, 4-row and
+ * single-row blocks, several chunks of tile rows per image with a shorter
+ * last one (64 + 64 channels: 4 of 7 tile rows per chunk), and batches
+ * split unevenly over threads. */
+static void test_conv_winograd(void)
+{
+    static const conv_case cases[] = {
+        {3, 8, 13, 12, 8, 3, 3, 1, 1, 1},   /* odd H; O = 8: two 4-row blocks */
+        {2, 12, 10, 10, 10, 3, 3, 1, 1, 0}, /* O = 10: a 6-row and a 4-row block; no bias */
+        {2, 9, 15, 14, 13, 3, 3, 1, 1, 1},  /* odd C; O = 13: 4-row blocks and a single row */
+        {2, 8, 17, 30, 8, 3, 3, 1, 1, 1},   /* 15 tiles per row */
+        {2, 64, 14, 14, 64, 3, 3, 1, 1, 1}, /* two chunks of tile rows per image */
+        {5, 16, 6, 6, 32, 3, 3, 1, 1, 1},   /* 5 images over the threads; O = 32 */
+        {2, 8, 2, 13, 9, 3, 3, 1, 1, 1},    /* one tile row */
+    };
+    for (int on = 1; on >= 0; on--) {
+        ss_conv2d_set_winograd(on);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            int64_t before = ss_conv2d_winograd_runs();
+            conv_vs_ref(&cases[i], 0);
+            /* on: the forward pass and dx took it; off: neither */
+            CHECK_MSG(ss_conv2d_winograd_runs() - before == (on ? 2 : 0), "winograd case %zu (on %d): %lld runs",
+                      i, on, (long long)(ss_conv2d_winograd_runs() - before));
+        }
+    }
+    ss_conv2d_set_winograd(1);
+    /* Planes whose tiles overhang by more than 15% keep im2col: 7x7 (16
+     * tiles, 64 outputs for 49), as convnet-s' last 3x3 conv. */
+    int64_t before = ss_conv2d_winograd_runs();
+    conv_case c7 = {2, 8, 7, 7, 8, 3, 3, 1, 1, 1};
+    conv_vs_ref(&c7, 0);
+    CHECK(ss_conv2d_winograd_runs() == before);
+}
+
 /* dx accumulated over two uses of x (the second conv's backward adds to a
  * gradient the first one wrote): y = conv(x, w1) + conv(x, w2), both 3x3
  * stride 1 pad 1 (the transposed-convolution data path), against the
  * reference's dx summed over both weights. chunk 0: several images per chunk;
  * 1: one image per chunk (the GEMM adds into dx with beta 1); N = 9 with
- * small chunks: threads over image ranges. */
-static void conv_dx_accumulates(int64_t N, int64_t chunk)
+ * small chunks: threads over image ranges. C = O = 8 on a 6x6 plane: dx by
+ * Winograd, written by the first conv's backward and added to by the
+ * second's. */
+static void conv_dx_accumulates(int64_t N, int64_t chunk, int64_t C, int64_t W)
 {
     ss_conv2d_set_chunk_floats(chunk);
-    const int64_t C = 3, H = 6, W = 5, O = 3, nx = N * C * H * W, nw = O * C * 9, ny = N * O * H * W;
+    const int64_t H = 6, O = C, nx = N * C * H * W, nw = O * C * 9, ny = N * O * H * W;
     int64_t sx[4] = {N, C, H, W}, sw[4] = {O, C, 3, 3};
     float *xv = malloc((size_t)nx * 4), *w1 = malloc((size_t)nw * 4), *w2 = malloc((size_t)nw * 4);
     float *dy = malloc((size_t)ny * 4), *rgx = calloc((size_t)nx, 4), *rgw = calloc((size_t)nw, 4);
@@ -229,10 +269,14 @@ static void conv_dx_accumulates(int64_t N, int64_t chunk)
 
 static void test_conv_dx_accumulates(void)
 {
-    conv_dx_accumulates(2, 0);
-    conv_dx_accumulates(2, 1);
-    conv_dx_accumulates(9, 3 * 9 * 30 * 2);
-    conv_dx_accumulates(9, 1);
+    conv_dx_accumulates(2, 0, 3, 5);
+    conv_dx_accumulates(2, 1, 3, 5);
+    conv_dx_accumulates(9, 3 * 9 * 30 * 2, 3, 5);
+    conv_dx_accumulates(9, 1, 3, 5);
+    int64_t before = ss_conv2d_winograd_runs();
+    conv_dx_accumulates(2, 0, 8, 6); /* Winograd dx: the second conv adds into dx */
+    conv_dx_accumulates(5, 0, 8, 6);
+    CHECK(ss_conv2d_winograd_runs() - before == 8); /* 2 runs x 2 convs x (forward, dx) */
 }
 
 /* ---- gradient checks ---------------------------------------------------------- */
@@ -313,6 +357,11 @@ static void test_gradchecks(void)
         run_gc("conv 3x3 s1 p1 no bias", f_conv_nb, &c, 2, in2, -1, 1, o);
         c.chunk = 1; /* one image per chunk: chunked forward and backward */
         run_gc("conv 3x3 s1 p1 chunked", f_conv, &c, 3, in, -1, 1, o);
+        c.chunk = 0; /* 8 -> 8 channels: forward and dx by Winograd F(2x2, 3x3) */
+        gc_input in3[3] = {IN(4, 2, 8, 6, 6), IN(4, 8, 8, 3, 3), IN(1, 8)};
+        int64_t before = ss_conv2d_winograd_runs();
+        run_gc("conv 3x3 s1 p1 winograd", f_conv, &c, 3, in3, -1, 1, o);
+        CHECK(ss_conv2d_winograd_runs() > before);
     }
     {
         conv_ctx c = {2, 1, 0};
@@ -665,6 +714,7 @@ int main(void)
 {
     test_conv_exact();
     test_conv_vs_ref();
+    test_conv_winograd();
     test_conv_dx_accumulates();
     test_gradchecks();
     test_pool_exact();

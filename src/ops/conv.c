@@ -45,6 +45,7 @@
 #include "ops/gemm.h"
 #include "selfsup/runtime.h"
 #include "ops/conv_ref.h"
+#include "ops/conv_winograd.h"
 
 #define CONV_CHUNK_DEFAULT ((int64_t)1 << 19) /* floats in one column buffer (2 MB) */
 #define CONV_COLS 1024                        /* GEMM columns (images*Ho*Wo) aimed for per chunk */
@@ -58,6 +59,7 @@ static int conv_dx_transposed = 1;
 
 void ss_conv2d_set_dx_transposed(int on) { conv_dx_transposed = on != 0; }
 
+
 typedef struct conv_geom {
     int64_t N, C, H, W;  /* input */
     int64_t O, kh, kw;   /* weight */
@@ -66,6 +68,47 @@ typedef struct conv_geom {
     int64_t CK;          /* C*kh*kw */
     int64_t B;           /* images per chunk */
 } conv_geom;
+
+static int conv_winograd = 1;
+
+void ss_conv2d_set_winograd(int on) { conv_winograd = on != 0; }
+
+static int64_t conv_winograd_runs; /* test hook: forward passes and dx run by Winograd */
+
+int64_t ss_conv2d_winograd_runs(void) { return conv_winograd_runs; }
+
+/* Winograd F(2x2, 3x3) (conv_winograd.c) for the forward pass and dx of
+ * every 3x3 stride-1 pad-1 conv with at least WINO_MIN_CH input and output
+ * channels (a 1-channel stem keeps im2col: its products would have K = 1),
+ * in fp32 only: with --precision bf16 the products stay on the bf16 GEMM. */
+#define WINO_MIN_CH 8
+
+static int conv_wino_applies(const conv_geom *G)
+{
+    /* Planes whose 2x2 tiles overhang by more than 15% (7x7: 16 tiles for
+     * 49 outputs) measured no faster than im2col and keep it. */
+    int64_t tiles = 4 * ((G->H + 1) / 2) * ((G->W + 1) / 2);
+    return conv_winograd && ss_get_precision() != SS_PRECISION_BF16 && G->kh == 3 && G->kw == 3 && G->s == 1 && G->p == 1 && G->C >= WINO_MIN_CH &&
+           G->O >= WINO_MIN_CH && 100 * G->H * G->W >= 85 * tiles;
+}
+
+/* Threads for the Winograd path: the images are split over them. */
+static int conv_wino_threads(void)
+{
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+}
+
+/* wf[c, o, ky, kx] = w[o, c, kh-1-ky, kw-1-kx]: dx is the convolution of dy
+ * with these weights (C output channels, O input channels). */
+static void conv_flip_weights(const conv_geom *G, const float *w, float *wf)
+{
+    const int64_t C = G->C, O = G->O, kh = G->kh, kw = G->kw;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t ky = 0; ky < kh; ky++)
+                for (int64_t kx = 0; kx < kw; kx++)
+                    wf[((c * O + o) * kh + ky) * kw + kx] = w[((o * C + c) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
+}
 
 /* First and one-past-last output coordinate whose input coordinate
  * o*s - p + k lies inside [0, n). */
@@ -385,21 +428,28 @@ static void conv_backward(ss_graph *g, ss_node *n)
     const int64_t O = G.O, P = G.P, CK = G.CK, Bmax = G.B, img_x = G.C * G.H * G.W, img_y = O * P;
     const float *gy = n->out->grad;
     ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK * ((gw != NULL) + (gx != NULL)));
+    if (gx && conv_wino_applies(&G)) {
+        /* dx = conv3x3(dy, flipped weights), pad 1, by Winograd; dW and db
+         * below by im2col as before. */
+        int TW = conv_wino_threads();
+        float *wf = ss_scratch(g, G.C * O * 9);
+        float *scr = wf ? ss_scratch(g, ss_wino_scratch_floats(O, G.C, G.Ho, G.Wo, G.N, TW)) : NULL;
+        if (!scr) return;
+        conv_flip_weights(&G, w->data, wf);
+        ss_wino_conv3x3(gy, G.N, O, G.Ho, G.Wo, wf, G.C, NULL, gx, !gx_fresh, scr, TW);
+        conv_winograd_runs++;
+        gx = NULL;
+        if (!gw && !gb) return;
+    }
     /* dx as a forward convolution of dy where the geometry allows it. */
     conv_geom TG;
     const conv_geom *tg = gx && conv_transposed_geometry(&G, &TG) ? &TG : NULL;
     float *wf = NULL;
     int64_t ncol = CK * Bmax * P, ny2 = 0;
     if (tg) {
-        const int64_t C = G.C, kh = G.kh, kw = G.kw;
-        wf = ss_scratch(g, C * O * kh * kw);
+        wf = ss_scratch(g, G.C * O * G.kh * G.kw);
         if (!wf) return;
-        for (int64_t c = 0; c < C; c++) /* wf[c, o, ky, kx] = w[o, c, kh-1-ky, kw-1-kx] */
-            for (int64_t o = 0; o < O; o++)
-                for (int64_t ky = 0; ky < kh; ky++)
-                    for (int64_t kx = 0; kx < kw; kx++)
-                        wf[((c * O + o) * kh + ky) * kw + kx] =
-                            w->data[((o * C + c) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
+        conv_flip_weights(&G, w->data, wf);
         if (tg->CK * Bmax * tg->P > ncol) ncol = tg->CK * Bmax * tg->P;
         ny2 = Bmax > 1 ? G.C * Bmax * tg->P : 0;
     }
@@ -464,7 +514,13 @@ ss_tensor *ss_conv2d(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b, int 
     const float *bias = b ? b->data : NULL;
     const int64_t ncol = CK * Bmax * P, ny = Bmax > 1 ? O * Bmax * P : 0;
     int T = conv_threads(&G);
-    if (G.N > 0 && !T) {
+    if (G.N > 0 && conv_wino_applies(&G)) {
+        int TW = conv_wino_threads();
+        float *scr = ss_scratch(g, ss_wino_scratch_floats(G.C, O, G.H, G.W, G.N, TW));
+        if (!scr) return NULL;
+        ss_wino_conv3x3(x->data, G.N, G.C, G.H, G.W, w->data, O, bias, out->data, 0, scr, TW);
+        conv_winograd_runs++;
+    } else if (G.N > 0 && !T) {
         float *col = ss_scratch(g, ncol), *y = ny ? ss_scratch(g, ny) : NULL;
         if (!col || (ny && !y)) return NULL;
         for (int64_t b0 = 0; b0 < G.N; b0 += Bmax) {

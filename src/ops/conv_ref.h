@@ -29,4 +29,13 @@ void ss_conv2d_set_chunk_floats(int64_t n);
  * as for every other geometry (tests run both against the reference). */
 void ss_conv2d_set_dx_transposed(int on);
 
+/* Test hook: on (the default), the forward pass and dx of a 3x3 stride-1
+ * pad-1 conv with at least 8 input and output channels run by Winograd
+ * F(2x2, 3x3) (conv_winograd.c); off, by im2col + GEMM. */
+void ss_conv2d_set_winograd(int on);
+
+/* Test hook: how many forward passes and dx computations have run by
+ * Winograd so far (counted on the calling thread's side; not thread-safe). */
+int64_t ss_conv2d_winograd_runs(void);
+
 #endif

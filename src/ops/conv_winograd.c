@@ -1,0 +1,357 @@
+/* 3x3 stride-1 pad-1 convolution by Winograd's minimal filtering F(2x2, 3x3)
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+ *
+ * Each 2x2 output tile is A^T [ (G g G^T) (.) (B^T d B) ] A, with d the 4x4
+ * input tile around it (zero outside the image), g a 3x3 filter and
+ *
+ *   B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
+ *         [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
+ *         [0 -1  1  0]        [1/2 -1/2  1/2]
+ *         [0  1  0 -1]        [ 0    0    1 ]
+ *
+ * Summed over input channels, the element-wise product becomes 16 matrix
+ * products, one per position xi of the 4x4 tile:
+ *
+ *   M[xi] [O, T] = U[xi] [O, C] · V[xi] [C, T]
+ *
+ * with U = G g G^T per (o, c), V = B^T d B per (c, tile) and T tiles. That
+ * is 16*O*C*T multiply-adds for 4*T outputs per (o, c), against 9*4*T by
+ * im2col: 2.25x fewer, for the price of the two transforms (additions only).
+ *
+ * Layout and threads: the batch is split into contiguous image ranges, one
+ * per thread. Each thread takes an image a few rows of tiles at a time (Tc
+ * tiles, so that V and M, 16*(C+O)*Tc floats, stay in the L2 cache),
+ * transforms them into V [16, C, Tc'] (Tc' = Tc rounded up to 8, the extra
+ * columns zero), runs the 16 products with a small register-blocked kernel
+ * (4 output channels x 16 tiles of accumulators; OpenBLAS calls of this size
+ * cost more in packing and zero fills than in arithmetic) and writes the
+ * tiles' outputs. Every output belongs to one tile and one thread and every
+ * sum has a fixed order, so the same thread count gives the same bits. The
+ * transforms run along a row of tiles at a time (vectorisable loops over
+ * tx).
+ *
+ * Used by conv.c for the forward pass and for dx (the forward convolution of
+ * dy with the flipped, transposed weights, also pad 1); dW keeps im2col. */
+#include <omp.h>
+#include <string.h>
+
+#include "ops/conv_winograd.h"
+
+#define WINO_BUDGET ((int64_t)1 << 16) /* floats of V + M per chunk (256 KB) */
+
+/* Eight floats (one AVX register with -march=native; the compiler splits it
+ * elsewhere). v8u: the same, for unaligned loads and stores through float
+ * pointers (GCC and Clang let a vector type alias its element type). */
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+#define V8_LOAD(p) (*(const v8u *)(const void *)(p))
+#define V8_STORE(p, v) (*(v8u *)(void *)(p) = (v))
+
+/* Keeps the two vectors in registers: without it gcc folds their loads into
+ * each FMA, 12 loads per step instead of 2 (load-port bound). */
+#if defined(__AVX__)
+#define V8_IN_REGS(a, b) __asm__("" : "+x"(a), "+x"(b))
+#define V8_IN_REG(a) __asm__("" : "+x"(a))
+#else
+#define V8_IN_REGS(a, b) ((void)0)
+#define V8_IN_REG(a) ((void)0)
+#endif
+
+static int64_t wino_tx(int64_t W) { return (W + 1) / 2; }
+static int64_t wino_ty(int64_t H) { return (H + 1) / 2; }
+
+/* Rows of tiles per chunk (at least one). */
+static int64_t wino_rows(int64_t C, int64_t O, int64_t W)
+{
+    int64_t tc = WINO_BUDGET / (16 * (C + O)), r = tc / wino_tx(W);
+    return r < 1 ? 1 : r;
+}
+
+static int64_t wino_pad8(int64_t n) { return (n + 7) / 8 * 8; }
+
+/* Row length of V and M: the product kernel runs 16 columns at a time (its
+ * 8-column tail measured 1.5x slower per column). */
+static int64_t wino_pad16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Floats of per-thread temporary space for chunks of `rows` tile rows. */
+static int64_t wino_tmp_floats(int64_t W, int64_t rows)
+{
+    const int64_t ntx8 = wino_pad8(wino_tx(W));
+    return (2 * rows + 2) * (2 * ntx8 + 8) + (2 * rows + 2) * 4 * ntx8 + 16 * ntx8 + ntx8; /* + M's tail */
+}
+
+int64_t ss_wino_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads)
+{
+    (void)N;
+    int64_t r = wino_rows(C, O, W), nty = wino_ty(H);
+    if (r > nty) r = nty;
+    int64_t tcp = wino_pad16(r * wino_tx(W));
+    int64_t per = 16 * (C + O) * tcp + wino_tmp_floats(W, r);
+    return 16 * O * C + per * (nthreads < 1 ? 1 : nthreads);
+}
+
+/* M[O, Tp] = U[O, C] · V[C, Tp] for one tile position; Tp a multiple of 8.
+ * Accumulators: 6 rows x 16 columns (12 vectors; 8 measured FMA-latency
+ * bound), then 6 x 8; the last rows 4 at a time, then one by one. */
+__attribute__((noinline)) static void wino_mm(const float *U, const float *V, float *M, int64_t O, int64_t C, int64_t Tp)
+{
+    /* As many 6-row blocks as leave a multiple of 4 rows (32 = 4 x 6 + 2 x 4):
+     * single rows are latency-bound (one or two accumulators). */
+    int64_t n6 = O / 6;
+    while (n6 > 0 && (O - 6 * n6) % 4 != 0) n6--;
+    int64_t o = 0;
+    for (; o < 6 * n6; o += 6) { /* 6 rows x 16 columns: 12 accumulators */
+        const float *u0 = U + o * C, *u1 = u0 + C, *u2 = u1 + C, *u3 = u2 + C, *u4 = u3 + C, *u5 = u4 + C;
+        float *m = M + o * Tp;
+        int64_t t = 0;
+        for (; t + 16 <= Tp; t += 16) {
+            v8f a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0};
+            v8f d0 = {0}, d1 = {0}, e0 = {0}, e1 = {0}, f0 = {0}, f1 = {0};
+            const float *v = V + t;
+            for (int64_t c = 0; c < C; c++, v += Tp) {
+                v8f x0 = V8_LOAD(v), x1 = V8_LOAD(v + 8);
+                V8_IN_REGS(x0, x1);
+                a0 += x0 * u0[c], a1 += x1 * u0[c];
+                b0 += x0 * u1[c], b1 += x1 * u1[c];
+                c0 += x0 * u2[c], c1 += x1 * u2[c];
+                d0 += x0 * u3[c], d1 += x1 * u3[c];
+                e0 += x0 * u4[c], e1 += x1 * u4[c];
+                f0 += x0 * u5[c], f1 += x1 * u5[c];
+            }
+            V8_STORE(m + t, a0), V8_STORE(m + t + 8, a1);
+            V8_STORE(m + Tp + t, b0), V8_STORE(m + Tp + t + 8, b1);
+            V8_STORE(m + 2 * Tp + t, c0), V8_STORE(m + 2 * Tp + t + 8, c1);
+            V8_STORE(m + 3 * Tp + t, d0), V8_STORE(m + 3 * Tp + t + 8, d1);
+            V8_STORE(m + 4 * Tp + t, e0), V8_STORE(m + 4 * Tp + t + 8, e1);
+            V8_STORE(m + 5 * Tp + t, f0), V8_STORE(m + 5 * Tp + t + 8, f1);
+        }
+        for (; t < Tp; t += 8) {
+            v8f a0 = {0}, b0 = {0}, c0 = {0}, d0 = {0}, e0 = {0}, f0 = {0};
+            const float *v = V + t;
+            for (int64_t c = 0; c < C; c++, v += Tp) {
+                v8f x0 = V8_LOAD(v);
+                V8_IN_REG(x0);
+                a0 += x0 * u0[c], b0 += x0 * u1[c], c0 += x0 * u2[c];
+                d0 += x0 * u3[c], e0 += x0 * u4[c], f0 += x0 * u5[c];
+            }
+            V8_STORE(m + t, a0), V8_STORE(m + Tp + t, b0), V8_STORE(m + 2 * Tp + t, c0);
+            V8_STORE(m + 3 * Tp + t, d0), V8_STORE(m + 4 * Tp + t, e0), V8_STORE(m + 5 * Tp + t, f0);
+        }
+    }
+    for (; o + 4 <= O; o += 4) {
+        const float *u0 = U + o * C, *u1 = u0 + C, *u2 = u1 + C, *u3 = u2 + C;
+        float *m = M + o * Tp;
+        int64_t t = 0;
+        for (; t + 16 <= Tp; t += 16) {
+            v8f a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0}, d0 = {0}, d1 = {0};
+            const float *v = V + t;
+            for (int64_t c = 0; c < C; c++, v += Tp) {
+                v8f x0 = V8_LOAD(v), x1 = V8_LOAD(v + 8);
+                V8_IN_REGS(x0, x1);
+                a0 += x0 * u0[c], a1 += x1 * u0[c];
+                b0 += x0 * u1[c], b1 += x1 * u1[c];
+                c0 += x0 * u2[c], c1 += x1 * u2[c];
+                d0 += x0 * u3[c], d1 += x1 * u3[c];
+            }
+            V8_STORE(m + t, a0), V8_STORE(m + t + 8, a1);
+            V8_STORE(m + Tp + t, b0), V8_STORE(m + Tp + t + 8, b1);
+            V8_STORE(m + 2 * Tp + t, c0), V8_STORE(m + 2 * Tp + t + 8, c1);
+            V8_STORE(m + 3 * Tp + t, d0), V8_STORE(m + 3 * Tp + t + 8, d1);
+        }
+        for (; t < Tp; t += 8) {
+            v8f a0 = {0}, b0 = {0}, c0 = {0}, d0 = {0};
+            const float *v = V + t;
+            for (int64_t c = 0; c < C; c++, v += Tp) {
+                v8f x0 = V8_LOAD(v);
+                a0 += x0 * u0[c], b0 += x0 * u1[c], c0 += x0 * u2[c], d0 += x0 * u3[c];
+            }
+            V8_STORE(m + t, a0), V8_STORE(m + Tp + t, b0), V8_STORE(m + 2 * Tp + t, c0), V8_STORE(m + 3 * Tp + t, d0);
+        }
+    }
+    for (; o < O; o++) {
+        const float *u0 = U + o * C;
+        for (int64_t t = 0; t < Tp; t += 8) {
+            v8f a0 = {0};
+            const float *v = V + t;
+            for (int64_t c = 0; c < C; c++, v += Tp) a0 += V8_LOAD(v) * u0[c];
+            V8_STORE(M + o * Tp + t, a0);
+        }
+    }
+}
+
+/* U[xi, o, c] = (G g G^T)[xi] for w [O, C, 3, 3]. */
+static void wino_weights(const float *w, int64_t O, int64_t C, float *U)
+{
+    const int64_t OC = O * C;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *g = w + (o * C + c) * 9;
+            float t[4][3]; /* G g */
+            for (int j = 0; j < 3; j++) {
+                float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+                t[0][j] = g0;
+                t[1][j] = 0.5f * (g0 + g1 + g2);
+                t[2][j] = 0.5f * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                float a = t[i][0], b = t[i][1], c2 = t[i][2];
+                float *u = U + (int64_t)(i * 4) * OC + o * C + c;
+                u[0] = a;
+                u[OC] = 0.5f * (a + b + c2);
+                u[2 * OC] = 0.5f * (a - b + c2);
+                u[3 * OC] = c2;
+            }
+        }
+}
+
+/* V[xi, c, (ty - ty0)*ntx + tx] for the tile rows [ty0, ty1) of one image
+ * x [C, H, W]; row length Tp (the columns past the tiles end up zero).
+ * tmp: wino_tmp_floats(W) floats.
+ *
+ * Per channel, each input row the tiles need (2ty0-1 .. 2ty1) gets its
+ * column transform once (d B along the row: with d_j = p[2tx + j] and p the
+ * zero-padded row, (p0 - p2, p1 + p2, p2 - p1, p1 - p3)), over ntx8 >= ntx
+ * tiles so the loops have no scalar tails; then each tile row combines its
+ * four rows (B^T d B) into V. */
+__attribute__((noinline)) static void wino_input(const float *x, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, int64_t Tp,
+                       float *V, float *tmp)
+{
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), CT = C * Tp;
+    const int64_t r0 = 2 * ty0 - 1, nr = 2 * (ty1 - ty0) + 2; /* input rows r0 .. r0+nr-1 */
+    const int64_t np = 2 * ntx8 + 8;
+    float *P = tmp;            /* [nr][np]: the zero-padded rows, P[k][j] = x[r0 + k][j - 1] */
+    float *CR = P + nr * np;   /* [nr][4][ntx8] column transforms */
+    memset(P, 0, (size_t)(nr * np) * sizeof(float));
+    for (int64_t c = 0; c < C; c++) {
+        const float *xp = x + c * H * W;
+        /* All rows are staged before any is read: vector loads at another
+         * alignment straight after the copy's stores stall on store
+         * forwarding (a quarter of this function's time when each row was
+         * copied and read in turn). Columns 0 and W+1.. stay zero. */
+        for (int64_t k = 0; k < nr; k++) {
+            const int64_t r = r0 + k;
+            if (r >= 0 && r < H) memcpy(P + k * np + 1, xp + r * W, (size_t)W * sizeof(float));
+        }
+        for (int64_t k = 0; k < nr; k++) {
+            const int64_t r = r0 + k;
+            float *q0 = CR + (k * 4) * ntx8, *q1 = q0 + ntx8, *q2 = q1 + ntx8, *q3 = q2 + ntx8;
+            if (r < 0 || r >= H) {
+                memset(q0, 0, (size_t)(4 * ntx8) * sizeof(float));
+                continue;
+            }
+            const float *p = P + k * np;
+#pragma omp simd
+            for (int64_t tx = 0; tx < ntx8; tx++) {
+                float d0 = p[2 * tx], d1 = p[2 * tx + 1], d2 = p[2 * tx + 2], d3 = p[2 * tx + 3];
+                q0[tx] = d0 - d2;
+                q1[tx] = d1 + d2;
+                q2[tx] = d2 - d1;
+                q3[tx] = d1 - d3;
+            }
+        }
+        /* Row transform: V[i*4+j] = B^T applied to the rows' j-th outputs.
+         * Tile row ty writes ntx8 columns when they fit in the row of Tp:
+         * past ntx they are transforms of zero padding (zero), and the next
+         * tile row overwrites them. */
+        for (int64_t ty = ty0; ty < ty1; ty++) {
+            const int64_t off = (ty - ty0) * ntx, n = off + ntx8 <= Tp ? ntx8 : ntx;
+            const float *R = CR + (2 * (ty - ty0) * 4) * ntx8;
+            for (int j = 0; j < 4; j++) {
+                const float *a0 = R + j * ntx8, *a1 = a0 + 4 * ntx8, *a2 = a1 + 4 * ntx8, *a3 = a2 + 4 * ntx8;
+                float *v0 = V + (int64_t)(0 * 4 + j) * CT + c * Tp + off, *v1 = v0 + 4 * CT;
+                float *v2 = v1 + 4 * CT, *v3 = v2 + 4 * CT;
+#pragma omp simd
+                for (int64_t tx = 0; tx < n; tx++) {
+                    v0[tx] = a0[tx] - a2[tx];
+                    v1[tx] = a1[tx] + a2[tx];
+                    v2[tx] = a2[tx] - a1[tx];
+                    v3[tx] = a1[tx] - a3[tx];
+                }
+            }
+        }
+        const int64_t last = (ty1 - ty0 - 1) * ntx, done = last + (last + ntx8 <= Tp ? ntx8 : ntx);
+        if (Tp > done)
+            for (int xi = 0; xi < 16; xi++) memset(V + xi * CT + c * Tp + done, 0, (size_t)(Tp - done) * sizeof(float));
+    }
+}
+
+/* out[o] (= or +=) A^T M A + bias[o] for the tile rows [ty0, ty1) of one
+ * image out [O, H, W]; M [16, O, Tp] followed by at least ntx8 readable
+ * floats (the loops run over ntx8 >= ntx tiles and ignore the extra ones).
+ * tmp: 16*ntx8 floats. */
+__attribute__((noinline)) static void wino_output(const float *M, int64_t O, int64_t H, int64_t W, int64_t ty0, int64_t ty1, int64_t Tp,
+                        const float *bias, int add, float *out, float *tmp)
+{
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp;
+    float *a = tmp, *b = a + 4 * ntx8, *ob = b + 4 * ntx8; /* ob: two output rows of 2*ntx8 */
+    for (int64_t o = 0; o < O; o++) {
+        float *op = out + o * H * W;
+        const float bv = bias ? bias[o] : 0.0f;
+        for (int64_t ty = ty0; ty < ty1; ty++) {
+            const int64_t t0 = o * Tp + (ty - ty0) * ntx;
+            for (int i = 0; i < 4; i++) { /* m A = (m0 + m1 + m2, m1 - m2 - m3), row i */
+                const float *m0 = M + (int64_t)(i * 4 + 0) * OT + t0, *m1 = m0 + OT, *m2 = m1 + OT, *m3 = m2 + OT;
+                float *ai = a + i * ntx8, *bi = b + i * ntx8;
+#pragma omp simd
+                for (int64_t tx = 0; tx < ntx8; tx++) {
+                    ai[tx] = m0[tx] + m1[tx] + m2[tx];
+                    bi[tx] = m1[tx] - m2[tx] - m3[tx];
+                }
+            }
+            /* A^T (m A), interleaved: output row 2ty + dy, columns 2tx, 2tx+1. */
+            for (int64_t k = 0; k < ntx8; k += 8) {
+                v8f a0 = V8_LOAD(a + k), a1 = V8_LOAD(a + ntx8 + k), a2 = V8_LOAD(a + 2 * ntx8 + k);
+                v8f a3 = V8_LOAD(a + 3 * ntx8 + k), b0 = V8_LOAD(b + k), b1 = V8_LOAD(b + ntx8 + k);
+                v8f b2 = V8_LOAD(b + 2 * ntx8 + k), b3 = V8_LOAD(b + 3 * ntx8 + k);
+                v8f y00 = a0 + a1 + a2 + bv, y01 = b0 + b1 + b2 + bv;
+                v8f y10 = a1 - a2 - a3 + bv, y11 = b1 - b2 - b3 + bv;
+                V8_STORE(ob + 2 * k, __builtin_shufflevector(y00, y01, 0, 8, 1, 9, 2, 10, 3, 11));
+                V8_STORE(ob + 2 * k + 8, __builtin_shufflevector(y00, y01, 4, 12, 5, 13, 6, 14, 7, 15));
+                V8_STORE(ob + 2 * ntx8 + 2 * k, __builtin_shufflevector(y10, y11, 0, 8, 1, 9, 2, 10, 3, 11));
+                V8_STORE(ob + 2 * ntx8 + 2 * k + 8, __builtin_shufflevector(y10, y11, 4, 12, 5, 13, 6, 14, 7, 15));
+            }
+            for (int dy = 0; dy < 2; dy++) {
+                const int64_t r = 2 * ty + dy;
+                if (r >= H) break;
+                float *d = op + r * W;
+                const float *e = ob + dy * 2 * ntx8;
+                if (add) {
+#pragma omp simd
+                    for (int64_t j = 0; j < W; j++) d[j] += e[j];
+                } else {
+                    memcpy(d, e, (size_t)W * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, const float *w, int64_t O,
+                     const float *bias, float *out, int add, float *scratch, int nthreads)
+{
+    if (N <= 0 || H <= 0 || W <= 0) return;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > N) nthreads = (int)N;
+    float *U = scratch;
+    wino_weights(w, O, C, U);
+    const int64_t ntx = wino_tx(W), nty = wino_ty(H);
+    int64_t rows = wino_rows(C, O, W);
+    if (rows > nty) rows = nty;
+    const int64_t tpmax = wino_pad16(rows * ntx), per = 16 * (C + O) * tpmax + wino_tmp_floats(W, rows);
+    float *base = scratch + 16 * O * C;
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *V = base + (int64_t)t * per, *M = V + 16 * C * tpmax, *tmp = M + 16 * O * tpmax;
+        int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
+        for (int64_t b = lo; b < hi; b++)
+            for (int64_t ty0 = 0; ty0 < nty; ty0 += rows) {
+                int64_t ty1 = ty0 + rows < nty ? ty0 + rows : nty, Tp = wino_pad16((ty1 - ty0) * ntx);
+                wino_input(x + b * C * H * W, C, H, W, ty0, ty1, Tp, V, tmp);
+                for (int xi = 0; xi < 16; xi++)
+                    wino_mm(U + (int64_t)xi * O * C, V + (int64_t)xi * C * Tp, M + (int64_t)xi * O * Tp, O, C, Tp);
+                wino_output(M, O, H, W, ty0, ty1, Tp, bias, add, out + b * O * H * W, tmp);
+            }
+    }
+}
