@@ -198,8 +198,9 @@ static void test_conv_vs_ref(void)
  * output row or column), planes wider than 16 (two 8-tile vectors per tile
  * row), output channels that fill the product kernel's 6-row, 4-row and
  * single-row blocks, several chunks of tile rows per image with a shorter
- * last one (64 + 64 channels: 4 of 7 tile rows per chunk), and batches
- * split unevenly over threads. */
+ * last one (64 + 64 channels: 4 of 7 tile rows per chunk), chunks of
+ * several whole images (small planes), and batches split unevenly over
+ * threads. */
 static void test_conv_winograd(void)
 {
     static const conv_case cases[] = {
@@ -208,7 +209,8 @@ static void test_conv_winograd(void)
         {2, 9, 15, 14, 13, 3, 3, 1, 1, 1},  /* odd C; O = 13: 4-row blocks and a single row */
         {2, 8, 17, 30, 8, 3, 3, 1, 1, 1},   /* 15 tiles per row */
         {2, 64, 14, 14, 64, 3, 3, 1, 1, 1}, /* two chunks of tile rows per image */
-        {5, 16, 6, 6, 32, 3, 3, 1, 1, 1},   /* 5 images over the threads; O = 32 */
+        {5, 16, 6, 6, 32, 3, 3, 1, 1, 1},   /* 5 images over the threads, whole images per chunk; O = 32 */
+        {70, 8, 6, 6, 8, 3, 3, 1, 1, 1},    /* chunks of 28 whole images and a shorter last one */
         {2, 8, 2, 13, 9, 3, 3, 1, 1, 1},    /* one tile row */
     };
     for (int on = 1; on >= 0; on--) {
@@ -222,12 +224,15 @@ static void test_conv_winograd(void)
         }
     }
     ss_conv2d_set_winograd(1);
-    /* Planes whose tiles overhang by more than 15% keep im2col: 7x7 (16
-     * tiles, 64 outputs for 49), as convnet-s' last 3x3 conv. */
+    /* Planes whose tiles waste more than a quarter of their outputs keep
+     * im2col (5x5: 36 outputs for 25); 7x7 (64 for 49, convnet-s' last
+     * 3x3 conv) takes Winograd. */
     int64_t before = ss_conv2d_winograd_runs();
-    conv_case c7 = {2, 8, 7, 7, 8, 3, 3, 1, 1, 1};
-    conv_vs_ref(&c7, 0);
+    conv_case c5 = {2, 8, 5, 5, 8, 3, 3, 1, 1, 1}, c7 = {3, 64, 7, 7, 128, 3, 3, 1, 1, 1};
+    conv_vs_ref(&c5, 0);
     CHECK(ss_conv2d_winograd_runs() == before);
+    conv_vs_ref(&c7, 0);
+    CHECK(ss_conv2d_winograd_runs() == before + 2);
 }
 
 /* dx accumulated over two uses of x (the second conv's backward adds to a
@@ -235,7 +240,7 @@ static void test_conv_winograd(void)
  * stride 1 pad 1 (the transposed-convolution data path), against the
  * reference's dx summed over both weights. chunk 0: several images per chunk;
  * 1: one image per chunk (the GEMM adds into dx with beta 1); N = 9 with
- * small chunks: threads over image ranges. C = O = 8 on a 6x6 plane: dx by
+ * small chunks: threads over image ranges. C = O = 8 on a 6x8 plane: dx by
  * Winograd, written by the first conv's backward and added to by the
  * second's. */
 static void conv_dx_accumulates(int64_t N, int64_t chunk, int64_t C, int64_t W)
@@ -274,8 +279,8 @@ static void test_conv_dx_accumulates(void)
     conv_dx_accumulates(9, 3 * 9 * 30 * 2, 3, 5);
     conv_dx_accumulates(9, 1, 3, 5);
     int64_t before = ss_conv2d_winograd_runs();
-    conv_dx_accumulates(2, 0, 8, 6); /* Winograd dx: the second conv adds into dx */
-    conv_dx_accumulates(5, 0, 8, 6);
+    conv_dx_accumulates(2, 0, 8, 8); /* Winograd dx: the second conv adds into dx */
+    conv_dx_accumulates(5, 0, 8, 8);
     CHECK(ss_conv2d_winograd_runs() - before == 8); /* 2 runs x 2 convs x (forward, dx) */
 }
 
@@ -358,7 +363,7 @@ static void test_gradchecks(void)
         c.chunk = 1; /* one image per chunk: chunked forward and backward */
         run_gc("conv 3x3 s1 p1 chunked", f_conv, &c, 3, in, -1, 1, o);
         c.chunk = 0; /* 8 -> 8 channels: forward and dx by Winograd F(2x2, 3x3) */
-        gc_input in3[3] = {IN(4, 2, 8, 6, 6), IN(4, 8, 8, 3, 3), IN(1, 8)};
+        gc_input in3[3] = {IN(4, 2, 8, 6, 8), IN(4, 8, 8, 3, 3), IN(1, 8)};
         int64_t before = ss_conv2d_winograd_runs();
         run_gc("conv 3x3 s1 p1 winograd", f_conv, &c, 3, in3, -1, 1, o);
         CHECK(ss_conv2d_winograd_runs() > before);

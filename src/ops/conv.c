@@ -85,11 +85,8 @@ int64_t ss_conv2d_winograd_runs(void) { return conv_winograd_runs; }
 
 static int conv_wino_applies(const conv_geom *G)
 {
-    /* Planes whose 2x2 tiles overhang by more than 15% (7x7: 16 tiles for
-     * 49 outputs) measured no faster than im2col and keep it. */
-    int64_t tiles = 4 * ((G->H + 1) / 2) * ((G->W + 1) / 2);
-    return conv_winograd && ss_get_precision() != SS_PRECISION_BF16 && G->kh == 3 && G->kw == 3 && G->s == 1 && G->p == 1 && G->C >= WINO_MIN_CH &&
-           G->O >= WINO_MIN_CH && 100 * G->H * G->W >= 85 * tiles;
+    return conv_winograd && ss_get_precision() != SS_PRECISION_BF16 && G->kh == 3 && G->kw == 3 && G->s == 1 &&
+           G->p == 1 && G->C >= WINO_MIN_CH && G->O >= WINO_MIN_CH && ss_wino_suits(G->C, G->O, G->H, G->W, G->N);
 }
 
 /* Threads for the Winograd path: the images are split over them. */

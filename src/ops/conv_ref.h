@@ -30,7 +30,8 @@ void ss_conv2d_set_chunk_floats(int64_t n);
 void ss_conv2d_set_dx_transposed(int on);
 
 /* Test hook: on (the default), the forward pass and dx of a 3x3 stride-1
- * pad-1 conv with at least 8 input and output channels run by Winograd
+ * pad-1 conv with at least 8 input and output channels, in fp32, on a plane
+ * its 2x2 tiles cover with at most a quarter to spare, run by Winograd
  * F(2x2, 3x3) (conv_winograd.c); off, by im2col + GEMM. */
 void ss_conv2d_set_winograd(int on);
 

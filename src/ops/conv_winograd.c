@@ -60,33 +60,56 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));
 static int64_t wino_tx(int64_t W) { return (W + 1) / 2; }
 static int64_t wino_ty(int64_t H) { return (H + 1) / 2; }
 
-/* Rows of tiles per chunk (at least one). */
-static int64_t wino_rows(int64_t C, int64_t O, int64_t W)
-{
-    int64_t tc = WINO_BUDGET / (16 * (C + O)), r = tc / wino_tx(W);
-    return r < 1 ? 1 : r;
-}
-
 static int64_t wino_pad8(int64_t n) { return (n + 7) / 8 * 8; }
 
 /* Row length of V and M: the product kernel runs 16 columns at a time (its
  * 8-column tail measured 1.5x slower per column). */
 static int64_t wino_pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
-/* Floats of per-thread temporary space for chunks of `rows` tile rows. */
-static int64_t wino_tmp_floats(int64_t W, int64_t rows)
+/* How the tiles are chunked: `rows` tile rows of one image at a time, or,
+ * where a whole image fits the budget, `imgs` whole images at a time. */
+typedef struct wino_plan {
+    int64_t ntx, nty, rows, imgs, tpmax; /* tpmax: the longest row of V / M */
+} wino_plan;
+
+static wino_plan wino_plan_for(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N)
 {
-    const int64_t ntx8 = wino_pad8(wino_tx(W));
-    return (2 * rows + 2) * (2 * ntx8 + 8) + (2 * rows + 2) * 4 * ntx8 + 16 * ntx8 + ntx8; /* + M's tail */
+    wino_plan P;
+    P.ntx = wino_tx(W), P.nty = wino_ty(H);
+    int64_t tiles = WINO_BUDGET / (16 * (C + O)); /* tiles whose V and M fit the budget */
+    P.rows = tiles / P.ntx;
+    if (P.rows < 1) P.rows = 1;
+    P.imgs = 1;
+    if (P.rows >= P.nty) {
+        P.rows = P.nty;
+        P.imgs = tiles / (P.ntx * P.nty);
+        if (P.imgs < 1) P.imgs = 1;
+        if (P.imgs > N) P.imgs = N > 0 ? N : 1;
+    }
+    P.tpmax = wino_pad16(P.imgs * P.rows * P.ntx);
+    return P;
+}
+
+/* Floats of per-thread temporary space (staged rows, column transforms,
+ * output rows, and the tail that wino_output may read past M). */
+static int64_t wino_tmp_floats(const wino_plan *P)
+{
+    const int64_t ntx8 = wino_pad8(P->ntx), nr = 2 * P->rows + 2;
+    return nr * (2 * ntx8 + 8) + nr * 4 * ntx8 + 16 * ntx8 + ntx8;
+}
+
+int ss_wino_suits(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N)
+{
+    if (C < 1 || O < 1 || H < 1 || W < 1 || N < 1) return 0;
+    wino_plan P = wino_plan_for(C, O, H, W, N);
+    const int64_t tc = P.imgs * P.rows * P.ntx;
+    return 100 * H * W >= 75 * 4 * P.ntx * P.nty && 4 * tc >= 3 * wino_pad16(tc);
 }
 
 int64_t ss_wino_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads)
 {
-    (void)N;
-    int64_t r = wino_rows(C, O, W), nty = wino_ty(H);
-    if (r > nty) r = nty;
-    int64_t tcp = wino_pad16(r * wino_tx(W));
-    int64_t per = 16 * (C + O) * tcp + wino_tmp_floats(W, r);
+    wino_plan P = wino_plan_for(C, O, H, W, N);
+    int64_t per = 16 * (C + O) * P.tpmax + wino_tmp_floats(&P);
     return 16 * O * C + per * (nthreads < 1 ? 1 : nthreads);
 }
 
@@ -205,39 +228,45 @@ static void wino_weights(const float *w, int64_t O, int64_t C, float *U)
         }
 }
 
-/* V[xi, c, (ty - ty0)*ntx + tx] for the tile rows [ty0, ty1) of one image
- * x [C, H, W]; row length Tp (the columns past the tiles end up zero).
- * tmp: wino_tmp_floats(W) floats.
+/* V[xi, c, b*tpi + (ty - ty0)*ntx + tx] for the tile rows [ty0, ty1) of B
+ * images x [B, C, H, W] (B > 1 only with whole images), tpi = (ty1 - ty0) *
+ * ntx; row length Tp (the columns past the tiles end up zero). tmp:
+ * wino_tmp_floats floats.
  *
  * Per channel, each input row the tiles need (2ty0-1 .. 2ty1) gets its
  * column transform once (d B along the row: with d_j = p[2tx + j] and p the
  * zero-padded row, (p0 - p2, p1 + p2, p2 - p1, p1 - p3)), over ntx8 >= ntx
  * tiles so the loops have no scalar tails; then each tile row combines its
  * four rows (B^T d B) into V. */
-__attribute__((noinline)) static void wino_input(const float *x, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, int64_t Tp,
-                       float *V, float *tmp)
+__attribute__((noinline)) static void wino_input(const float *x, int64_t B, int64_t C, int64_t H, int64_t W,
+                                                 int64_t ty0, int64_t ty1, int64_t Tp, float *V, float *tmp)
 {
-    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), CT = C * Tp;
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), CT = C * Tp, tpi = (ty1 - ty0) * ntx;
     const int64_t r0 = 2 * ty0 - 1, nr = 2 * (ty1 - ty0) + 2; /* input rows r0 .. r0+nr-1 */
     const int64_t np = 2 * ntx8 + 8;
     float *P = tmp;            /* [nr][np]: the zero-padded rows, P[k][j] = x[r0 + k][j - 1] */
     float *CR = P + nr * np;   /* [nr][4][ntx8] column transforms */
     memset(P, 0, (size_t)(nr * np) * sizeof(float));
-    for (int64_t c = 0; c < C; c++) {
-        const float *xp = x + c * H * W;
+    for (int64_t c = 0; c < C; c++)
+    for (int64_t bi = 0; bi < B; bi++) {
+        const float *xp = x + (bi * C + c) * H * W;
         /* All rows are staged before any is read: vector loads at another
          * alignment straight after the copy's stores stall on store
          * forwarding (a quarter of this function's time when each row was
          * copied and read in turn). Columns 0 and W+1.. stay zero. */
         for (int64_t k = 0; k < nr; k++) {
             const int64_t r = r0 + k;
-            if (r >= 0 && r < H) memcpy(P + k * np + 1, xp + r * W, (size_t)W * sizeof(float));
+            if (r < 0 || r >= H) continue;
+            float *dst = P + k * np + 1; /* a loop, not memcpy: rows of 14-28 floats cost more in calls */
+            const float *src = xp + r * W;
+#pragma omp simd
+            for (int64_t j = 0; j < W; j++) dst[j] = src[j];
         }
         for (int64_t k = 0; k < nr; k++) {
             const int64_t r = r0 + k;
             float *q0 = CR + (k * 4) * ntx8, *q1 = q0 + ntx8, *q2 = q1 + ntx8, *q3 = q2 + ntx8;
             if (r < 0 || r >= H) {
-                memset(q0, 0, (size_t)(4 * ntx8) * sizeof(float));
+                for (int64_t j = 0; j < 4 * ntx8; j++) q0[j] = 0.0f;
                 continue;
             }
             const float *p = P + k * np;
@@ -255,7 +284,7 @@ __attribute__((noinline)) static void wino_input(const float *x, int64_t C, int6
          * past ntx they are transforms of zero padding (zero), and the next
          * tile row overwrites them. */
         for (int64_t ty = ty0; ty < ty1; ty++) {
-            const int64_t off = (ty - ty0) * ntx, n = off + ntx8 <= Tp ? ntx8 : ntx;
+            const int64_t off = bi * tpi + (ty - ty0) * ntx, n = off + ntx8 <= Tp ? ntx8 : ntx;
             const float *R = CR + (2 * (ty - ty0) * 4) * ntx8;
             for (int j = 0; j < 4; j++) {
                 const float *a0 = R + j * ntx8, *a1 = a0 + 4 * ntx8, *a2 = a1 + 4 * ntx8, *a3 = a2 + 4 * ntx8;
@@ -270,26 +299,30 @@ __attribute__((noinline)) static void wino_input(const float *x, int64_t C, int6
                 }
             }
         }
-        const int64_t last = (ty1 - ty0 - 1) * ntx, done = last + (last + ntx8 <= Tp ? ntx8 : ntx);
+        if (bi < B - 1) continue;
+        const int64_t last = bi * tpi + (ty1 - ty0 - 1) * ntx, done = last + (last + ntx8 <= Tp ? ntx8 : ntx);
         if (Tp > done)
-            for (int xi = 0; xi < 16; xi++) memset(V + xi * CT + c * Tp + done, 0, (size_t)(Tp - done) * sizeof(float));
+            for (int xi = 0; xi < 16; xi++)
+                for (int64_t j = done; j < Tp; j++) V[xi * CT + c * Tp + j] = 0.0f;
     }
 }
 
-/* out[o] (= or +=) A^T M A + bias[o] for the tile rows [ty0, ty1) of one
- * image out [O, H, W]; M [16, O, Tp] followed by at least ntx8 readable
+/* out[b, o] (= or +=) A^T M A + bias[o] for the tile rows [ty0, ty1) of B
+ * images out [B, O, H, W] (tiles laid out as in wino_input); M [16, O, Tp] followed by at least ntx8 readable
  * floats (the loops run over ntx8 >= ntx tiles and ignore the extra ones).
  * tmp: 16*ntx8 floats. */
-__attribute__((noinline)) static void wino_output(const float *M, int64_t O, int64_t H, int64_t W, int64_t ty0, int64_t ty1, int64_t Tp,
-                        const float *bias, int add, float *out, float *tmp)
+__attribute__((noinline)) static void wino_output(const float *M, int64_t B, int64_t O, int64_t H, int64_t W,
+                                                  int64_t ty0, int64_t ty1, int64_t Tp, const float *bias, int add,
+                                                  float *out, float *tmp)
 {
-    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp;
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp, tpi = (ty1 - ty0) * ntx;
     float *a = tmp, *b = a + 4 * ntx8, *ob = b + 4 * ntx8; /* ob: two output rows of 2*ntx8 */
-    for (int64_t o = 0; o < O; o++) {
-        float *op = out + o * H * W;
+    for (int64_t o = 0; o < O; o++)
+    for (int64_t bi = 0; bi < B; bi++) {
+        float *op = out + (bi * O + o) * H * W;
         const float bv = bias ? bias[o] : 0.0f;
         for (int64_t ty = ty0; ty < ty1; ty++) {
-            const int64_t t0 = o * Tp + (ty - ty0) * ntx;
+            const int64_t t0 = o * Tp + bi * tpi + (ty - ty0) * ntx;
             for (int i = 0; i < 4; i++) { /* m A = (m0 + m1 + m2, m1 - m2 - m3), row i */
                 const float *m0 = M + (int64_t)(i * 4 + 0) * OT + t0, *m1 = m0 + OT, *m2 = m1 + OT, *m3 = m2 + OT;
                 float *ai = a + i * ntx8, *bi = b + i * ntx8;
@@ -320,7 +353,8 @@ __attribute__((noinline)) static void wino_output(const float *M, int64_t O, int
 #pragma omp simd
                     for (int64_t j = 0; j < W; j++) d[j] += e[j];
                 } else {
-                    memcpy(d, e, (size_t)W * sizeof(float));
+#pragma omp simd
+                    for (int64_t j = 0; j < W; j++) d[j] = e[j];
                 }
             }
         }
@@ -335,23 +369,23 @@ void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
     if (nthreads > N) nthreads = (int)N;
     float *U = scratch;
     wino_weights(w, O, C, U);
-    const int64_t ntx = wino_tx(W), nty = wino_ty(H);
-    int64_t rows = wino_rows(C, O, W);
-    if (rows > nty) rows = nty;
-    const int64_t tpmax = wino_pad16(rows * ntx), per = 16 * (C + O) * tpmax + wino_tmp_floats(W, rows);
+    const wino_plan P = wino_plan_for(C, O, H, W, N);
+    const int64_t per = 16 * (C + O) * P.tpmax + wino_tmp_floats(&P);
     float *base = scratch + 16 * O * C;
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *V = base + (int64_t)t * per, *M = V + 16 * C * tpmax, *tmp = M + 16 * O * tpmax;
+        float *V = base + (int64_t)t * per, *M = V + 16 * C * P.tpmax, *tmp = M + 16 * O * P.tpmax;
         int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
-        for (int64_t b = lo; b < hi; b++)
-            for (int64_t ty0 = 0; ty0 < nty; ty0 += rows) {
-                int64_t ty1 = ty0 + rows < nty ? ty0 + rows : nty, Tp = wino_pad16((ty1 - ty0) * ntx);
-                wino_input(x + b * C * H * W, C, H, W, ty0, ty1, Tp, V, tmp);
+        for (int64_t b = lo; b < hi; b += P.imgs) {
+            const int64_t B = hi - b < P.imgs ? hi - b : P.imgs;
+            for (int64_t ty0 = 0; ty0 < P.nty; ty0 += P.rows) {
+                int64_t ty1 = ty0 + P.rows < P.nty ? ty0 + P.rows : P.nty, Tp = wino_pad16(B * (ty1 - ty0) * P.ntx);
+                wino_input(x + b * C * H * W, B, C, H, W, ty0, ty1, Tp, V, tmp);
                 for (int xi = 0; xi < 16; xi++)
                     wino_mm(U + (int64_t)xi * O * C, V + (int64_t)xi * C * Tp, M + (int64_t)xi * O * Tp, O, C, Tp);
-                wino_output(M, O, H, W, ty0, ty1, Tp, bias, add, out + b * O * H * W, tmp);
+                wino_output(M, B, O, H, W, ty0, ty1, Tp, bias, add, out + b * O * H * W, tmp);
             }
+        }
     }
 }

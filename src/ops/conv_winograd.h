@@ -5,6 +5,14 @@
 
 #include <stdint.h>
 
+/* 1 where Winograd pays for these sizes: the 2x2 tiles waste at most a
+ * quarter of their outputs on the plane (5x5: 36 for 25, no; 7x7: 64 for
+ * 49, yes: convnet-s' last conv measured 1.07x faster at the step), and a
+ * chunk (tile rows of one image, or whole images where one fits) fills at
+ * least three quarters of the product kernel's 16-column blocks (a single
+ * 4x4 plane of ResNet-18 at 512 channels does not, and keeps im2col). */
+int ss_wino_suits(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N);
+
 /* Floats of scratch ss_wino_conv3x3 needs for these sizes and threads. */
 int64_t ss_wino_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads);
 
