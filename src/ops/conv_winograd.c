@@ -62,6 +62,11 @@ static int64_t wino_ty(int64_t H) { return (H + 1) / 2; }
 
 static int64_t wino_pad8(int64_t n) { return (n + 7) / 8 * 8; }
 
+/* The 16 slabs of V (and of M) lie WINO_SKEW floats further apart than
+ * their size: sizes like 32 x 64 floats (8 KB) would otherwise put all 16
+ * on the same L1 sets, and the transforms write (and read) all 16 at once. */
+#define WINO_SKEW 24
+
 /* Row length of V and M: the product kernel runs 16 columns at a time (its
  * 8-column tail measured 1.5x slower per column). */
 static int64_t wino_pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -109,7 +114,7 @@ int ss_wino_suits(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N)
 int64_t ss_wino_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads)
 {
     wino_plan P = wino_plan_for(C, O, H, W, N);
-    int64_t per = 16 * (C + O) * P.tpmax + wino_tmp_floats(&P);
+    int64_t per = 16 * ((C + O) * P.tpmax + 2 * WINO_SKEW) + wino_tmp_floats(&P);
     return 16 * O * C + per * (nthreads < 1 ? 1 : nthreads);
 }
 
@@ -241,7 +246,7 @@ static void wino_weights(const float *w, int64_t O, int64_t C, float *U)
 __attribute__((noinline)) static void wino_input(const float *x, int64_t B, int64_t C, int64_t H, int64_t W,
                                                  int64_t ty0, int64_t ty1, int64_t Tp, float *V, float *tmp)
 {
-    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), CT = C * Tp, tpi = (ty1 - ty0) * ntx;
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), CT = C * Tp + WINO_SKEW, tpi = (ty1 - ty0) * ntx;
     const int64_t r0 = 2 * ty0 - 1, nr = 2 * (ty1 - ty0) + 2; /* input rows r0 .. r0+nr-1 */
     const int64_t np = 2 * ntx8 + 8;
     float *P = tmp;            /* [nr][np]: the zero-padded rows, P[k][j] = x[r0 + k][j - 1] */
@@ -315,7 +320,7 @@ __attribute__((noinline)) static void wino_output(const float *M, int64_t B, int
                                                   int64_t ty0, int64_t ty1, int64_t Tp, const float *bias, int add,
                                                   float *out, float *tmp)
 {
-    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp, tpi = (ty1 - ty0) * ntx;
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp + WINO_SKEW, tpi = (ty1 - ty0) * ntx;
     float *a = tmp, *b = a + 4 * ntx8, *ob = b + 4 * ntx8; /* ob: two output rows of 2*ntx8 */
     for (int64_t o = 0; o < O; o++)
     for (int64_t bi = 0; bi < B; bi++) {
@@ -370,12 +375,13 @@ void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
     float *U = scratch;
     wino_weights(w, O, C, U);
     const wino_plan P = wino_plan_for(C, O, H, W, N);
-    const int64_t per = 16 * (C + O) * P.tpmax + wino_tmp_floats(&P);
+    const int64_t per = 16 * ((C + O) * P.tpmax + 2 * WINO_SKEW) + wino_tmp_floats(&P);
     float *base = scratch + 16 * O * C;
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *V = base + (int64_t)t * per, *M = V + 16 * C * P.tpmax, *tmp = M + 16 * O * P.tpmax;
+        float *V = base + (int64_t)t * per, *M = V + 16 * (C * P.tpmax + WINO_SKEW);
+        float *tmp = M + 16 * (O * P.tpmax + WINO_SKEW);
         int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
         for (int64_t b = lo; b < hi; b += P.imgs) {
             const int64_t B = hi - b < P.imgs ? hi - b : P.imgs;
@@ -383,7 +389,8 @@ void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
                 int64_t ty1 = ty0 + P.rows < P.nty ? ty0 + P.rows : P.nty, Tp = wino_pad16(B * (ty1 - ty0) * P.ntx);
                 wino_input(x + b * C * H * W, B, C, H, W, ty0, ty1, Tp, V, tmp);
                 for (int xi = 0; xi < 16; xi++)
-                    wino_mm(U + (int64_t)xi * O * C, V + (int64_t)xi * C * Tp, M + (int64_t)xi * O * Tp, O, C, Tp);
+                    wino_mm(U + (int64_t)xi * O * C, V + (int64_t)xi * (C * Tp + WINO_SKEW),
+                            M + (int64_t)xi * (O * Tp + WINO_SKEW), O, C, Tp);
                 wino_output(M, B, O, H, W, ty0, ty1, Tp, bias, add, out + b * O * H * W, tmp);
             }
         }
