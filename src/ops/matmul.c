@@ -1,9 +1,12 @@
 /* Matrix products through CBLAS: batched matmul with transposes, and linear. */
+#include <omp.h>
 #include <string.h>
 
 #include "core/graph_internal.h"
 #include "ops/gemm.h"
 #include "selfsup/runtime.h"
+
+#define LIN_PAR_MIN 65536 /* elements below which the bias loops stay on one thread */
 
 /* ---- matmul ----------------------------------------------------------------
  * a: [batch..., M, K] ([.., K, M] if ta); b: [batch..., K, N] ([.., N, K] if tb)
@@ -149,12 +152,21 @@ static void linear_backward(ss_graph *g, ss_node *n)
     if (b && ss_req(b)) {
         float *gb = ss_grad(g, b);
         if (!gb) return;
-        /* restrict: gb and go never overlap, so the loop over o vectorises
-         * (each gb[o] still sums the rows in order r = 0, 1, ...: same bits) */
+        /* restrict: gb and go never overlap, so the loop over o vectorises.
+         * Threads take contiguous ranges of columns (multiples of 8); each
+         * gb[o] still sums the rows in order r = 0, 1, ...: the same bits
+         * for any thread count. */
         float *restrict gbr = gb;
         const float *restrict gor = go;
-        for (int64_t r = 0; r < R; r++)
-            for (int64_t o = 0; o < OUT; o++) gbr[o] += gor[r * OUT + o];
+        const int64_t nblk = (OUT + 7) / 8;
+#pragma omp parallel if (R * OUT >= LIN_PAR_MIN && nblk > 1)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t lo = nblk * t / nt * 8, hi = nblk * (t + 1) / nt * 8;
+            if (hi > OUT) hi = OUT;
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t o = lo; o < hi; o++) gbr[o] += gor[r * OUT + o];
+        }
     }
 }
 
@@ -179,7 +191,10 @@ ss_tensor *ss_linear(ss_graph *g, ss_tensor *x, ss_tensor *w, ss_tensor *b)
     ss_tensor *out = ss_new(g, x->ndim, shape);
     if (!out) return NULL;
     if (b) {
-        for (int64_t r = 0; r < R; r++) memcpy(out->data + r * OUT, b->data, (size_t)OUT * sizeof(float));
+        float *od = out->data;
+        const float *bd = b->data;
+#pragma omp parallel for schedule(static) if (R * OUT >= LIN_PAR_MIN)
+        for (int64_t r = 0; r < R; r++) memcpy(od + r * OUT, bd, (size_t)OUT * sizeof(float));
     }
     ss_gemm(0, 1, (int)R, (int)OUT, (int)IN, 1.0f, x->data, (int)IN, w->data,
                 (int)IN, b ? 1.0f : 0.0f, out->data, (int)OUT);
