@@ -105,6 +105,33 @@ static double pair(const char *tag, const char *cmd, int b, int nimg, const char
     return r;
 }
 
+/* One process's own sensitivity: the run of pair(tag, ...)'s np=1 side
+ * again with the learning rate nudged by a relative 1e-6 up and down
+ * (extra2 must not set --lr; lr is the unnudged rate); returns the larger of
+ * the two weight differences from that run. Chaotic small-batch training
+ * amplifies a single nudge by anything from nothing to 1e3 over 5 steps
+ * (SimCLR on a Zen 3: 2e-7 and 1e-4 from two builds), so both are taken. */
+static double sensitivity(const char *tag, const char *cmd, int b, int nimg, const char *extra, const char *extra2,
+                          double lr)
+{
+    char c[2048], ref[500], p2[500];
+    double worst = -1;
+    snprintf(ref, sizeof ref, "%s/%s_np1/last.safetensors", tmp, tag);
+    for (int k = 0; k < 2; k++) {
+        snprintf(c, sizeof c,
+                 "%s %s --data %s --max-images %d --threads 1 --quiet %s %s --lr %.9g --batch %d "
+                 "--out %s/%s_nudged%d > /dev/null",
+                 bin, cmd, data, nimg, extra, extra2, lr * (k ? 1 - 1e-6 : 1 + 1e-6), 2 * b, tmp, tag, k);
+        if (run(c)) return -1;
+        snprintf(p2, sizeof p2, "%s/%s_nudged%d/last.safetensors", tmp, tag, k);
+        double d = weight_diff(ref, p2);
+        if (d < 0) return -1;
+        worst = fmax(worst, d);
+    }
+    printf("%-22s one process, lr x (1 +- 1e-6): max rel weight difference %.3g\n", tag, worst);
+    return worst;
+}
+
 int main(void)
 {
     bin = getenv("SS_BIN");
@@ -175,18 +202,21 @@ int main(void)
     const char *sim = "--method simclr --epochs 1 --knn-every 0 --sync-bn --optimizer sgd";
     r = pair("simclr_2steps", "pretrain", 4, 160, sim, "--lr 0.01 --max-steps 2 --checkpoint-every 2");
     CHECK_MSG(r >= 0 && r < (san ? 1e-3 : 1e-5), "simclr 2 steps: %g", r);
+    const char *five = "--max-steps 5 --checkpoint-every 5";
     double r20 = pair("simclr_5steps", "pretrain", 4, 160, sim, "--lr 0.01 --max-steps 5 --checkpoint-every 5");
-    snprintf(c, sizeof c, "%s pretrain --data %s --max-images 160 --threads 1 --quiet %s --lr 0.01000001 --batch 8 "
-             "--max-steps 5 --checkpoint-every 5 --out %s/simclr_nudged > /dev/null", bin, data, sim, tmp);
-    run(c);
-    snprintf(p1, sizeof p1, "%s/simclr_5steps_np1/last.safetensors", tmp);
-    snprintf(p2, sizeof p2, "%s/simclr_nudged/last.safetensors", tmp);
-    double ref = weight_diff(p1, p2);
-    printf("%-22s one process, lr x (1 + 1e-6): max rel weight difference %.3g\n", "simclr sensitivity", ref);
+    double ref = sensitivity("simclr_5steps", "pretrain", 4, 160, sim, five, 0.01);
     CHECK_MSG(r20 >= 0 && ref >= 0 && (san || r20 <= fmax(1e-4, 5 * ref)), "simclr 5 steps: %g vs single-process %g", r20,
               ref);
+    /* 20 steps: the same bound against one process's own 20-step
+     * sensitivity, at least 0.05. Rounding alone moved this figure from
+     * 0.03 to 0.08 when dW of the 3x3 convs went to Winograd (2026-12-08;
+     * 0.27 in the -O0 sanitizer build), so a fixed bound was luck. Wrong
+     * gradient averaging shows at 2 steps above (1e-2 and more against
+     * 1e-7). */
     r = pair("simclr_20steps", "pretrain", 4, 160, sim, "--lr 0.01");
-    CHECK_MSG(r >= 0 && (san || r < 0.05), "simclr 20 steps: %g", r);
+    double ref20 = san ? 0 : sensitivity("simclr_20steps", "pretrain", 4, 160, sim, "", 0.01);
+    CHECK_MSG(r >= 0 && ref20 >= 0 && (san || r <= fmax(0.05, 5 * ref20)), "simclr 20 steps: %g vs single-process %g",
+              r, ref20);
 
     /* --semi fixmatch: the pseudo-label counts in the log and result.json
      * cover every rank's share of the epoch (all-reduced), not rank 0's. */

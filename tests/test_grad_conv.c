@@ -193,8 +193,8 @@ static void test_conv_vs_ref(void)
 }
 
 /* Winograd F(2x2, 3x3) (3x3, stride 1, pad 1, >= 8 channels each way; the
- * forward pass and dx) against the reference, and the same cases with it
- * switched off (im2col). The shapes cover odd planes (a last tile with one
+ * forward pass, dx, and dW with db) against the reference, the same cases
+ * with dW by im2col, and with Winograd switched off (im2col). The shapes cover odd planes (a last tile with one
  * output row or column), planes wider than 16 (two 8-tile vectors per tile
  * row), output channels that fill the product kernel's 6-row, 4-row and
  * single-row blocks, several chunks of tile rows per image with a shorter
@@ -213,17 +213,20 @@ static void test_conv_winograd(void)
         {70, 8, 6, 6, 8, 3, 3, 1, 1, 1},    /* chunks of 28 whole images and a shorter last one */
         {2, 8, 2, 13, 9, 3, 3, 1, 1, 1},    /* one tile row */
     };
-    for (int on = 1; on >= 0; on--) {
-        ss_conv2d_set_winograd(on);
+    /* mode 2: forward, dx and dW by Winograd; 1: dW by im2col; 0: none */
+    for (int mode = 2; mode >= 0; mode--) {
+        ss_conv2d_set_winograd(mode > 0);
+        ss_conv2d_set_winograd_dw(mode > 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             int64_t before = ss_conv2d_winograd_runs();
             conv_vs_ref(&cases[i], 0);
-            /* on: the forward pass and dx took it; off: neither */
-            CHECK_MSG(ss_conv2d_winograd_runs() - before == (on ? 2 : 0), "winograd case %zu (on %d): %lld runs",
-                      i, on, (long long)(ss_conv2d_winograd_runs() - before));
+            const int64_t want = mode == 2 ? 3 : mode == 1 ? 2 : 0;
+            CHECK_MSG(ss_conv2d_winograd_runs() - before == want, "winograd case %zu (mode %d): %lld runs", i,
+                      mode, (long long)(ss_conv2d_winograd_runs() - before));
         }
     }
     ss_conv2d_set_winograd(1);
+    ss_conv2d_set_winograd_dw(1);
     /* Planes whose tiles waste more than a quarter of their outputs keep
      * im2col (5x5: 36 outputs for 25); 7x7 (64 for 49, convnet-s' last
      * 3x3 conv) takes Winograd. */
@@ -232,7 +235,7 @@ static void test_conv_winograd(void)
     conv_vs_ref(&c5, 0);
     CHECK(ss_conv2d_winograd_runs() == before);
     conv_vs_ref(&c7, 0);
-    CHECK(ss_conv2d_winograd_runs() == before + 2);
+    CHECK(ss_conv2d_winograd_runs() == before + 3);
 }
 
 /* dx accumulated over two uses of x (the second conv's backward adds to a

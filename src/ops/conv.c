@@ -73,6 +73,10 @@ static int conv_winograd = 1;
 
 void ss_conv2d_set_winograd(int on) { conv_winograd = on != 0; }
 
+static int conv_winograd_dw = 1;
+
+void ss_conv2d_set_winograd_dw(int on) { conv_winograd_dw = on != 0; }
+
 static int64_t conv_winograd_runs; /* test hook: forward passes and dx run by Winograd */
 
 int64_t ss_conv2d_winograd_runs(void) { return conv_winograd_runs; }
@@ -437,6 +441,16 @@ static void conv_backward(ss_graph *g, ss_node *n)
         conv_winograd_runs++;
         gx = NULL;
         if (!gw && !gb) return;
+    }
+    if (gw && conv_winograd_dw && conv_wino_applies(&G)) {
+        /* dW (and db) by the transposed Winograd transform. */
+        int TW = conv_wino_threads();
+        float *scr = ss_scratch(g, ss_wino_wgrad_scratch_floats(G.C, O, G.H, G.W, G.N, TW));
+        if (!scr) return;
+        ss_wino_wgrad3x3(x->data, gy, G.N, G.C, G.H, G.W, O, gw, gb, scr, TW);
+        conv_winograd_runs++;
+        if (!gx) return;
+        gw = NULL, gb = NULL;
     }
     /* dx as a forward convolution of dy where the geometry allows it. */
     conv_geom TG;

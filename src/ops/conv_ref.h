@@ -35,6 +35,10 @@ void ss_conv2d_set_dx_transposed(int on);
  * F(2x2, 3x3) (conv_winograd.c); off, by im2col + GEMM. */
 void ss_conv2d_set_winograd(int on);
 
+/* Test hook: on (the default), where Winograd runs, dW and db too by its
+ * transposed transform; off, by im2col. */
+void ss_conv2d_set_winograd_dw(int on);
+
 /* Test hook: how many forward passes and dx computations have run by
  * Winograd so far (counted on the calling thread's side; not thread-safe). */
 int64_t ss_conv2d_winograd_runs(void);

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "ops/conv_winograd.h"
+#include "ops/gemm.h"
 
 #define WINO_BUDGET ((int64_t)1 << 16) /* floats of V + M per chunk (256 KB) */
 
@@ -77,11 +78,11 @@ typedef struct wino_plan {
     int64_t ntx, nty, rows, imgs, tpmax; /* tpmax: the longest row of V / M */
 } wino_plan;
 
-static wino_plan wino_plan_for(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N)
+static wino_plan wino_plan_budget(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int64_t budget)
 {
     wino_plan P;
     P.ntx = wino_tx(W), P.nty = wino_ty(H);
-    int64_t tiles = WINO_BUDGET / (16 * (C + O)); /* tiles whose V and M fit the budget */
+    int64_t tiles = budget / (16 * (C + O)); /* tiles whose V and M fit the budget */
     P.rows = tiles / P.ntx;
     if (P.rows < 1) P.rows = 1;
     P.imgs = 1;
@@ -93,6 +94,11 @@ static wino_plan wino_plan_for(int64_t C, int64_t O, int64_t H, int64_t W, int64
     }
     P.tpmax = wino_pad16(P.imgs * P.rows * P.ntx);
     return P;
+}
+
+static wino_plan wino_plan_for(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N)
+{
+    return wino_plan_budget(C, O, H, W, N, WINO_BUDGET);
 }
 
 /* Floats of per-thread temporary space (staged rows, column transforms,
@@ -395,4 +401,151 @@ void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W,
             }
         }
     }
+}
+
+/* ---- weight gradient ----------------------------------------------------------
+ * Y = A^T [ U (.) V ] A is linear in U = G g G^T, so for one tile
+ * dL/dU = (A dY A^T) (.) V, and dL/dg = G^T (sum over tiles of dL/dU) G.
+ * Summed over channels and tiles that is 16 products
+ *
+ *   dU[xi] [O, C] += dM[xi] [O, T] · V[xi] [C, T]^T,   dM = A dY A^T
+ *
+ * with an inner dimension of T tiles: chunks are larger than the forward's
+ * (WINO_WGRAD_BUDGET), and the products go through OpenBLAS (a long inner
+ * dimension is where it is at its best). Each thread sums its images into
+ * its own dU and bias partials, added in thread order at the end. */
+#define WINO_WGRAD_BUDGET ((int64_t)1 << 18) /* floats of V + dM per chunk (1 MB) */
+
+/* dM[xi, o, b*tpi + (ty - ty0)*ntx + tx] = (A dY A^T)[xi] for the tile rows
+ * [ty0, ty1) of B images dy [B, O, H, W]; row length Tp (the columns past
+ * the tiles zero). tmp: wino_tmp_floats floats. With the two output rows
+ * y0, y1 of a tile and its columns a, b:
+ *   A dY: (y0, y0 + y1, y0 - y1, -y1) per column, then the same along the row. */
+__attribute__((noinline)) static void wino_dy(const float *dy, int64_t B, int64_t O, int64_t H, int64_t W,
+                                              int64_t ty0, int64_t ty1, int64_t Tp, float *dM, float *tmp)
+{
+    const int64_t ntx = wino_tx(W), ntx8 = wino_pad8(ntx), OT = O * Tp + WINO_SKEW, tpi = (ty1 - ty0) * ntx;
+    const int64_t np = 2 * ntx8 + 8;
+    float *P = tmp;               /* [2][np]: the tile row's two output rows, zero-padded */
+    float *R = P + 2 * np;        /* [4][2][ntx8]: A dY per column parity */
+    memset(P, 0, (size_t)(2 * np) * sizeof(float));
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t bi = 0; bi < B; bi++) {
+            const float *yp = dy + (bi * O + o) * H * W;
+            for (int64_t ty = ty0; ty < ty1; ty++) {
+                for (int k = 0; k < 2; k++) {
+                    const int64_t r = 2 * ty + k;
+                    float *dst = P + k * np;
+                    if (r < H) {
+                        const float *src = yp + r * W;
+#pragma omp simd
+                        for (int64_t j = 0; j < W; j++) dst[j] = src[j];
+                    } else {
+                        for (int64_t j = 0; j < W; j++) dst[j] = 0.0f;
+                    }
+                }
+                const float *p0 = P, *p1 = P + np;
+                float *e0 = R, *e1 = e0 + ntx8, *e2 = e1 + ntx8, *e3 = e2 + ntx8; /* column 2tx */
+                float *f0 = e3 + ntx8, *f1 = f0 + ntx8, *f2 = f1 + ntx8, *f3 = f2 + ntx8; /* column 2tx+1 */
+#pragma omp simd
+                for (int64_t tx = 0; tx < ntx8; tx++) {
+                    float a0 = p0[2 * tx], a1 = p1[2 * tx], b0 = p0[2 * tx + 1], b1 = p1[2 * tx + 1];
+                    e0[tx] = a0, e1[tx] = a0 + a1, e2[tx] = a0 - a1, e3[tx] = -a1;
+                    f0[tx] = b0, f1[tx] = b0 + b1, f2[tx] = b0 - b1, f3[tx] = -b1;
+                }
+                const int64_t off = o * Tp + bi * tpi + (ty - ty0) * ntx;
+                const int64_t n = bi * tpi + (ty - ty0) * ntx + ntx8 <= Tp ? ntx8 : ntx;
+                for (int i = 0; i < 4; i++) {
+                    const float *e = R + i * ntx8, *f = R + (4 + i) * ntx8;
+                    float *m0 = dM + (int64_t)(i * 4) * OT + off, *m1 = m0 + OT, *m2 = m1 + OT, *m3 = m2 + OT;
+#pragma omp simd
+                    for (int64_t tx = 0; tx < n; tx++) {
+                        m0[tx] = e[tx];
+                        m1[tx] = e[tx] + f[tx];
+                        m2[tx] = e[tx] - f[tx];
+                        m3[tx] = -f[tx];
+                    }
+                }
+            }
+            if (bi < B - 1) continue;
+            const int64_t last = bi * tpi + (ty1 - ty0 - 1) * ntx, done = last + (last + ntx8 <= Tp ? ntx8 : ntx);
+            if (Tp > done)
+                for (int xi = 0; xi < 16; xi++)
+                    for (int64_t j = done; j < Tp; j++) dM[xi * OT + o * Tp + j] = 0.0f;
+        }
+}
+
+int64_t ss_wino_wgrad_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads)
+{
+    wino_plan P = wino_plan_budget(C, O, H, W, N, WINO_WGRAD_BUDGET);
+    int64_t per = 16 * ((C + O) * P.tpmax + 2 * WINO_SKEW) + wino_tmp_floats(&P) + 16 * O * C + O;
+    return per * (nthreads < 1 ? 1 : nthreads);
+}
+
+void ss_wino_wgrad3x3(const float *x, const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O,
+                      float *gw, float *gb, float *scratch, int nthreads)
+{
+    if (N <= 0 || H <= 0 || W <= 0) return;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > N) nthreads = (int)N;
+    const wino_plan P = wino_plan_budget(C, O, H, W, N, WINO_WGRAD_BUDGET);
+    const int64_t per = 16 * ((C + O) * P.tpmax + 2 * WINO_SKEW) + wino_tmp_floats(&P) + 16 * O * C + O;
+    int used = nthreads;
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        used = nt;
+        float *V = scratch + (int64_t)t * per, *M = V + 16 * (C * P.tpmax + WINO_SKEW);
+        float *tmp = M + 16 * (O * P.tpmax + WINO_SKEW), *dU = tmp + wino_tmp_floats(&P), *pb = dU + 16 * O * C;
+        memset(dU, 0, (size_t)(16 * O * C + O) * sizeof(float));
+        int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
+        for (int64_t b = lo; b < hi; b += P.imgs) {
+            const int64_t B = hi - b < P.imgs ? hi - b : P.imgs;
+            if (gb)
+                for (int64_t bi = 0; bi < B; bi++)
+                    for (int64_t o = 0; o < O; o++) {
+                        const float *r = dy + ((b + bi) * O + o) * H * W;
+                        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+                        for (int64_t j = 0; j < H * W; j++) acc += r[j];
+                        pb[o] += (float)acc;
+                    }
+            for (int64_t ty0 = 0; ty0 < P.nty; ty0 += P.rows) {
+                int64_t ty1 = ty0 + P.rows < P.nty ? ty0 + P.rows : P.nty, Tp = wino_pad16(B * (ty1 - ty0) * P.ntx);
+                wino_input(x + b * C * H * W, B, C, H, W, ty0, ty1, Tp, V, tmp);
+                wino_dy(dy + b * O * H * W, B, O, H, W, ty0, ty1, Tp, M, tmp);
+                for (int xi = 0; xi < 16; xi++)
+                    ss_gemm(0, 1, (int)O, (int)C, (int)Tp, 1.0f, M + (int64_t)xi * (O * Tp + WINO_SKEW), (int)Tp,
+                            V + (int64_t)xi * (C * Tp + WINO_SKEW), (int)Tp, 1.0f, dU + (int64_t)xi * O * C, (int)C);
+            }
+        }
+    }
+    /* Partials in thread order, then dW += G^T dU G per (o, c). */
+    float *dU0 = scratch + 16 * ((C + O) * P.tpmax + 2 * WINO_SKEW) + wino_tmp_floats(&P);
+    for (int t = 1; t < used; t++) {
+        const float *d = dU0 + (int64_t)t * per;
+        for (int64_t i = 0; i < 16 * O * C + O; i++) dU0[i] += d[i];
+    }
+    if (gb)
+        for (int64_t o = 0; o < O; o++) gb[o] += dU0[16 * O * C + o];
+    const int64_t OC = O * C;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t c = 0; c < C; c++) {
+            float u[4][4], t3[3][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) u[i][j] = dU0[(int64_t)(i * 4 + j) * OC + o * C + c];
+            /* G^T u: G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1] */
+            for (int j = 0; j < 4; j++) {
+                t3[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+                t3[1][j] = 0.5f * (u[1][j] - u[2][j]);
+                t3[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+            }
+            float *g = gw + (o * C + c) * 9;
+            for (int i = 0; i < 3; i++) { /* (G^T u) G */
+                g[i * 3 + 0] += t3[i][0] + 0.5f * (t3[i][1] + t3[i][2]);
+                g[i * 3 + 1] += 0.5f * (t3[i][1] - t3[i][2]);
+                g[i * 3 + 2] += 0.5f * (t3[i][1] + t3[i][2]) + t3[i][3];
+            }
+        }
 }

@@ -23,4 +23,12 @@ int64_t ss_wino_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64
 void ss_wino_conv3x3(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, const float *w, int64_t O,
                      const float *bias, float *out, int add, float *scratch, int nthreads);
 
+/* dW[O,C,3,3] += the weight gradient of ss_wino_conv3x3 given x [N,C,H,W]
+ * and dy [N,O,H,W], by the transposed Winograd transform; gb[O] += the sums
+ * of dy (gb may be NULL). Threads over images as above. scratch:
+ * ss_wino_wgrad_scratch_floats(C, O, H, W, N, nthreads) floats. */
+int64_t ss_wino_wgrad_scratch_floats(int64_t C, int64_t O, int64_t H, int64_t W, int64_t N, int nthreads);
+void ss_wino_wgrad3x3(const float *x, const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O,
+                      float *gw, float *gb, float *scratch, int nthreads);
+
 #endif
