@@ -238,6 +238,46 @@ static void test_conv_winograd(void)
     CHECK(ss_conv2d_winograd_runs() == before + 3);
 }
 
+/* Winograd with only some gradients wanted (x a data batch, frozen weights,
+ * a trainable bias alone): each wanted gradient against the reference, the
+ * others left alone. */
+static void test_conv_winograd_grad_subsets(void)
+{
+    const int64_t N = 3, C = 8, H = 10, W = 10, O = 12, nx = N * C * H * W, nw = O * C * 9, ny = N * O * H * W;
+    int64_t sx[4] = {N, C, H, W}, sw[4] = {O, C, 3, 3}, sb[1] = {O};
+    float *xv = malloc((size_t)nx * 4), *wv = malloc((size_t)nw * 4), *bv = malloc((size_t)O * 4);
+    float *dy = malloc((size_t)ny * 4), *rgx = calloc((size_t)nx, 4), *rgw = calloc((size_t)nw, 4);
+    float *rgb = calloc((size_t)O, 4);
+    gc_fill(xv, nx, -1, 1, 41);
+    gc_fill(wv, nw, -0.5f, 0.5f, 42);
+    gc_fill(bv, O, -1, 1, 43);
+    gc_fill(dy, ny, -1, 1, 44);
+    ss_conv2d_reference_backward(xv, wv, dy, N, C, H, W, O, 3, 3, 1, 1, rgx, rgw, rgb);
+    static const int want[][3] = {{0, 1, 1}, {1, 0, 1}, {0, 0, 1}, {1, 1, 0}, {0, 1, 0}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        ss_graph *g = ss_graph_new();
+        ss_tensor *x = leaf(g, 4, sx, xv, want[k][0]), *w = leaf(g, 4, sw, wv, want[k][1]);
+        ss_tensor *b = leaf(g, 1, sb, bv, want[k][2]);
+        int64_t before = ss_conv2d_winograd_runs();
+        ss_tensor *y = ss_conv2d(g, x, w, b, 1, 1);
+        CHECK_MSG(y && y->numel == ny, "grad subset %zu: shape", k);
+        if (y && y->numel == ny) {
+            CHECK_OK(ss_backward_seed(g, y, dy));
+            double tw = 1e-4 * (1.0 + sqrt((double)(N * H * W)));
+            if (want[k][0]) CHECK_MSG(x->grad && max_abs_diff(x->grad, rgx, nx) < 1e-4, "grad subset %zu: dx", k);
+            if (want[k][1]) CHECK_MSG(w->grad && max_abs_diff(w->grad, rgw, nw) < tw, "grad subset %zu: dw", k);
+            if (want[k][2]) CHECK_MSG(b->grad && max_abs_diff(b->grad, rgb, O) < tw, "grad subset %zu: db", k);
+            CHECK_MSG(want[k][0] || !x->grad, "grad subset %zu: dx computed though not wanted", k);
+            CHECK_MSG(want[k][1] || !w->grad, "grad subset %zu: dw computed though not wanted", k);
+            /* the forward pass, dx when wanted, dW when wanted */
+            CHECK_MSG(ss_conv2d_winograd_runs() - before == 1 + want[k][0] + want[k][1], "grad subset %zu: %lld runs",
+                      k, (long long)(ss_conv2d_winograd_runs() - before));
+        }
+        ss_graph_free(g);
+    }
+    free(xv), free(wv), free(bv), free(dy), free(rgx), free(rgw), free(rgb);
+}
+
 /* dx accumulated over two uses of x (the second conv's backward adds to a
  * gradient the first one wrote): y = conv(x, w1) + conv(x, w2), both 3x3
  * stride 1 pad 1 (the transposed-convolution data path), against the
@@ -665,7 +705,7 @@ static void test_bn_exact(void)
 }
 
 /* ---- determinism: a small conv-BN-ReLU-pool block, 1 vs 2 threads -------------- */
-static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, float *out_rm)
+static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, float *out_gw2, float *out_rm)
 {
     omp_set_num_threads(threads);
     ss_graph *g = ss_graph_new();
@@ -686,6 +726,7 @@ static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, f
     int64_t sw2[4] = {16, 16, 3, 3};
     ss_tensor *w2 = ss_new(g, 4, sw2);
     gc_fill(w2->data, w2->numel, -0.1f, 0.1f, 10);
+    w2->flags |= SS_T_REQUIRES_GRAD; /* dW by Winograd too */
     h = ss_conv2d(g, h, w2, NULL, 1, 1);
     h = ss_max_pool2d(g, h, 2, 2, 0);
     ss_tensor *y = ss_global_avg_pool(g, ss_avg_pool2d(g, h, 3, 1, 1));
@@ -695,6 +736,7 @@ static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, f
     memcpy(out_y, y->data, sizeof seed);
     memcpy(out_gx, x->grad, (size_t)x->numel * 4);
     memcpy(out_gw, w->grad, (size_t)w->numel * 4);
+    memcpy(out_gw2, w2->grad, (size_t)w2->numel * 4);
     memcpy(out_rm, rvv, sizeof rvv);
     ss_graph_free(g);
 }
@@ -702,13 +744,15 @@ static void block_run(int threads, float *out_y, float *out_gx, float *out_gw, f
 static void test_determinism(void)
 {
     static float y1[128], y2[128], y3[128], gx1[3456], gx2[3456], gx3[3456], gw1[432], gw2[432], gw3[432];
+    static float hw1[2304], hw2[2304], hw3[2304]; /* the 16 -> 16 conv's dW (Winograd) */
     float r1[16], r2[16], r3[16];
     int maxt = omp_get_max_threads();
-    block_run(2, y1, gx1, gw1, r1);
-    block_run(2, y2, gx2, gw2, r2);
-    block_run(1, y3, gx3, gw3, r3);
+    block_run(2, y1, gx1, gw1, hw1, r1);
+    block_run(2, y2, gx2, gw2, hw2, r2);
+    block_run(1, y3, gx3, gw3, hw3, r3);
     omp_set_num_threads(maxt);
     CHECK(memcmp(y1, y2, sizeof y1) == 0 && memcmp(gx1, gx2, sizeof gx1) == 0 && memcmp(gw1, gw2, sizeof gw1) == 0 &&
+          memcmp(hw1, hw2, sizeof hw1) == 0 &&
           memcmp(r1, r2, sizeof r1) == 0);
     /* Across thread counts the promise is "close", not "equal": BN and the
      * pools split work per channel/plane, but OpenBLAS may block a product
@@ -716,6 +760,7 @@ static void test_determinism(void)
      * on a Zen 4; not with its Zen kernels on a Zen 3). */
     CHECK(max_abs_diff(y1, y3, 128) < 1e-5 && max_abs_diff(r1, r3, 16) < 1e-5);
     CHECK(max_abs_diff(gx1, gx3, 3456) < 1e-5 && max_abs_diff(gw1, gw3, 432) < 1e-5);
+    CHECK(max_abs_diff(hw1, hw3, 2304) < 1e-4);
 }
 
 int main(void)
@@ -723,6 +768,7 @@ int main(void)
     test_conv_exact();
     test_conv_vs_ref();
     test_conv_winograd();
+    test_conv_winograd_grad_subsets();
     test_conv_dx_accumulates();
     test_gradchecks();
     test_pool_exact();

@@ -77,11 +77,11 @@ static int conv_winograd_dw = 1;
 
 void ss_conv2d_set_winograd_dw(int on) { conv_winograd_dw = on != 0; }
 
-static int64_t conv_winograd_runs; /* test hook: forward passes and dx run by Winograd */
+static int64_t conv_winograd_runs; /* test hook: forward passes, dx and dW run by Winograd */
 
 int64_t ss_conv2d_winograd_runs(void) { return conv_winograd_runs; }
 
-/* Winograd F(2x2, 3x3) (conv_winograd.c) for the forward pass and dx of
+/* Winograd F(2x2, 3x3) (conv_winograd.c) for the forward pass, dx and dW of
  * every 3x3 stride-1 pad-1 conv with at least WINO_MIN_CH input and output
  * channels (a 1-channel stem keeps im2col: its products would have K = 1),
  * in fp32 only: with --precision bf16 the products stay on the bf16 GEMM. */
@@ -431,7 +431,7 @@ static void conv_backward(ss_graph *g, ss_node *n)
     ss_flops_add(2.0 * (double)G.N * (double)P * (double)O * (double)CK * ((gw != NULL) + (gx != NULL)));
     if (gx && conv_wino_applies(&G)) {
         /* dx = conv3x3(dy, flipped weights), pad 1, by Winograd; dW and db
-         * below by im2col as before. */
+         * below. */
         int TW = conv_wino_threads();
         float *wf = ss_scratch(g, G.C * O * 9);
         float *scr = wf ? ss_scratch(g, ss_wino_scratch_floats(O, G.C, G.Ho, G.Wo, G.N, TW)) : NULL;

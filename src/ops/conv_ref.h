@@ -39,7 +39,7 @@ void ss_conv2d_set_winograd(int on);
  * transposed transform; off, by im2col. */
 void ss_conv2d_set_winograd_dw(int on);
 
-/* Test hook: how many forward passes and dx computations have run by
+/* Test hook: how many forward passes, dx and dW computations have run by
  * Winograd so far (counted on the calling thread's side; not thread-safe). */
 int64_t ss_conv2d_winograd_runs(void);
 

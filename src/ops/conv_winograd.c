@@ -30,8 +30,9 @@
  * transforms run along a row of tiles at a time (vectorisable loops over
  * tx).
  *
- * Used by conv.c for the forward pass and for dx (the forward convolution of
- * dy with the flipped, transposed weights, also pad 1); dW keeps im2col. */
+ * Used by conv.c for the forward pass, for dx (the forward convolution of
+ * dy with the flipped, transposed weights, also pad 1), and for dW and db
+ * (ss_wino_wgrad3x3, at the end of this file). */
 #include <omp.h>
 #include <string.h>
 
@@ -241,8 +242,11 @@ static void wino_weights(const float *w, int64_t O, int64_t C, float *U)
 
 /* V[xi, c, b*tpi + (ty - ty0)*ntx + tx] for the tile rows [ty0, ty1) of B
  * images x [B, C, H, W] (B > 1 only with whole images), tpi = (ty1 - ty0) *
- * ntx; row length Tp (the columns past the tiles end up zero). tmp:
- * wino_tmp_floats floats.
+ * ntx; row length Tp. The columns past the tiles hold finite values, not
+ * always zero (with an even W the column past the last tile transforms
+ * x[.., W-1]): the forward product keeps columns apart, so they only reach
+ * outputs that are never stored, and the weight gradient multiplies them by
+ * dM, which is zero there (wino_dy). tmp: wino_tmp_floats floats.
  *
  * Per channel, each input row the tiles need (2ty0-1 .. 2ty1) gets its
  * column transform once (d B along the row: with d_j = p[2tx + j] and p the
@@ -291,9 +295,8 @@ __attribute__((noinline)) static void wino_input(const float *x, int64_t B, int6
             }
         }
         /* Row transform: V[i*4+j] = B^T applied to the rows' j-th outputs.
-         * Tile row ty writes ntx8 columns when they fit in the row of Tp:
-         * past ntx they are transforms of zero padding (zero), and the next
-         * tile row overwrites them. */
+         * Tile row ty writes ntx8 columns when they fit in the row of Tp;
+         * the next tile row overwrites the ones past ntx. */
         for (int64_t ty = ty0; ty < ty1; ty++) {
             const int64_t off = bi * tpi + (ty - ty0) * ntx, n = off + ntx8 <= Tp ? ntx8 : ntx;
             const float *R = CR + (2 * (ty - ty0) * 4) * ntx8;
@@ -319,8 +322,10 @@ __attribute__((noinline)) static void wino_input(const float *x, int64_t B, int6
 }
 
 /* out[b, o] (= or +=) A^T M A + bias[o] for the tile rows [ty0, ty1) of B
- * images out [B, O, H, W] (tiles laid out as in wino_input); M [16, O, Tp] followed by at least ntx8 readable
- * floats (the loops run over ntx8 >= ntx tiles and ignore the extra ones).
+ * images out [B, O, H, W] (tiles laid out as in wino_input); M [16, O, Tp],
+ * each slab followed by at least ntx8 - ntx (< 8) readable floats (the
+ * loops run over ntx8 >= ntx tiles and ignore the extra ones; the slab
+ * skew and the temporary space after M cover it).
  * tmp: 16*ntx8 floats. */
 __attribute__((noinline)) static void wino_output(const float *M, int64_t B, int64_t O, int64_t H, int64_t W,
                                                   int64_t ty0, int64_t ty1, int64_t Tp, const float *bias, int add,

@@ -1,5 +1,5 @@
 /* Internal: 3x3 stride-1 pad-1 convolution by Winograd F(2x2, 3x3)
- * (conv_winograd.c), used by conv.c for the forward pass and for dx. */
+ * (conv_winograd.c), used by conv.c for the forward pass, dx, and dW with db. */
 #ifndef SS_OPS_CONV_WINOGRAD_H
 #define SS_OPS_CONV_WINOGRAD_H
 
