@@ -6,7 +6,12 @@
  *    accumulate) vs a run where the gradient buffer already exists (so the
  *    accumulating path runs): the same bits for linear, matmul, relu, scale,
  *    add_scalar and batch norm inputs;
- *  - ss_erf_fast (GELU) vs libm's erff. */
+ *  - ss_erf_fast (GELU) vs libm's erff;
+ *  - the linear layer's bias gradient, split over columns on the threads:
+ *    against a double-precision sum and the same bits with 1 and 2 threads. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/graph_internal.h"
@@ -160,9 +165,50 @@ static void test_erf(void)
     CHECK(ss_erf_fast(0.0f) == 0.0f);
 }
 
+/* y = x W^T + b with R*OUT above the threading threshold (OUT = 300: column
+ * ranges that are not multiples of the 8-wide blocks at the end). */
+static void linear_bias_grad(int threads, float *gb_out)
+{
+    omp_set_num_threads(threads);
+    const int64_t R = 257, IN = 5, OUT = 300;
+    ss_graph *g = ss_graph_new();
+    int64_t sx[2] = {R, IN}, sw[2] = {OUT, IN}, sb[1] = {OUT};
+    ss_tensor *x = ss_new(g, 2, sx), *w = ss_new(g, 2, sw), *b = ss_new(g, 1, sb);
+    for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)((i * 13) % 7) / 7.0f - 0.5f;
+    for (int64_t i = 0; i < OUT; i++) b->data[i] = 0.01f * (float)i;
+    b->flags |= SS_T_REQUIRES_GRAD;
+    ss_tensor *y = ss_linear(g, x, w, b);
+    float *seed = malloc((size_t)(R * OUT) * sizeof(float));
+    for (int64_t i = 0; i < R * OUT; i++) seed[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    CHECK_OK(ss_backward_seed(g, y, seed));
+    memcpy(gb_out, b->grad, (size_t)OUT * sizeof(float));
+    double worst = 0;
+    for (int64_t o = 0; o < OUT; o++) {
+        double ref = 0;
+        for (int64_t r = 0; r < R; r++) ref += seed[r * OUT + o];
+        double d = fabs(ref - gb_out[o]);
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst < 1e-3, "linear bias grad (%d threads) differs from the double sum by %g", threads, worst);
+    free(seed);
+    ss_graph_free(g);
+}
+
+static void test_linear_bias_grad(void)
+{
+    static float g1[300], g2[300];
+    int maxt = omp_get_max_threads();
+    linear_bias_grad(1, g1);
+    linear_bias_grad(2, g2);
+    omp_set_num_threads(maxt);
+    CHECK(memcmp(g1, g2, sizeof g1) == 0);
+}
+
 int main(void)
 {
     test_erf();
+    test_linear_bias_grad();
     int64_t s4[4] = {6, 5, 7, 9}, s2[2] = {40, 24};
     for (int tr = 0; tr < 2; tr++) {
         test_bn_relu(4, s4, tr);

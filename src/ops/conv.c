@@ -59,7 +59,6 @@ static int conv_dx_transposed = 1;
 
 void ss_conv2d_set_dx_transposed(int on) { conv_dx_transposed = on != 0; }
 
-
 typedef struct conv_geom {
     int64_t N, C, H, W;  /* input */
     int64_t O, kh, kw;   /* weight */
